@@ -1,0 +1,117 @@
+"""Configurations: presets, one training unit, and a whole run (a grid of units).
+
+Everything a result depends on is in ``UnitConfig``; its hash names the unit's directory, so
+a changed setting never reuses a stale result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Named grids. ``full`` (the default) is what a GPU box is for; ``quick`` is the MNIST
+#: comparison that fits a laptop CPU; ``smoke`` takes seconds, for tests.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "datasets": ("digits",),
+        "seeds": 1,
+        "epochs": 2,
+        "batch_size": 64,
+        "train_limit": None,
+        "test_limit": None,
+    },
+    "quick": {
+        "datasets": ("mnist",),
+        "seeds": 1,
+        "epochs": 5,
+        "batch_size": 128,
+        "train_limit": 30000,
+        "test_limit": None,
+    },
+    "full": {
+        "datasets": ("mnist", "fashion_mnist"),
+        "seeds": 3,
+        "epochs": 20,
+        "batch_size": 128,
+        "train_limit": None,
+        "test_limit": None,
+    },
+}
+
+DEFAULT_LATENT_DIM = 16
+
+#: Training examples whose latent means train the latent-space classifiers (scikit-learn);
+#: enough for stable accuracies, small enough that scoring costs seconds.
+CLASSIFIER_TRAIN_SIZE = 10000
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """One training unit: a model trained on a dataset with a seed, then scored."""
+
+    model: str
+    dataset: str
+    seed: int
+    epochs: int
+    latent_dim: int
+    batch_size: int
+    train_limit: int | None
+    test_limit: int | None
+    backend: str
+    model_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def unit_id(self) -> str:
+        """``<model>-<dataset>-s<seed>-<hash>``: readable, and unique per resolved config."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return f"{self.model}-{self.dataset}-s{self.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A grid of units and where its results go."""
+
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: int
+    epochs: int
+    latent_dim: int
+    batch_size: int
+    train_limit: int | None
+    test_limit: int | None
+    out: Path
+    preset: str
+    backend: str
+    data_dir: str | None = None
+    force: bool = False
+
+    def units(self) -> list[UnitConfig]:
+        """Every (dataset, model, seed) unit, in the order they are trained."""
+        return [
+            UnitConfig(
+                model=model,
+                dataset=dataset,
+                seed=seed,
+                epochs=self.epochs,
+                latent_dim=self.latent_dim,
+                batch_size=self.batch_size,
+                train_limit=self.train_limit,
+                test_limit=self.test_limit,
+                backend=self.backend,
+            )
+            for dataset in self.datasets
+            for model in self.models
+            for seed in range(self.seeds)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out"] = str(self.out)
+        return d

@@ -1,0 +1,60 @@
+"""What the harness needs from every model: encode to a latent mean, decode to an image."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class Autoencoder(keras.Model):
+    """Base class of every vaebench model.
+
+    Subclasses build ``self.encoder`` and ``self.decoder`` (see ``models.networks``) and a
+    training loss in ``compute_loss``. Images are (batch, H, W, C) in [0, 1].
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        (H, W, C) of the training images.
+    latent_dim : int
+        Size of the latent code.
+    seed : int or None, default=None
+        Seed of the model's own noise (reparameterization, prior samples).
+    """
+
+    #: True for models with q(z|x) and a KL term; they implement ``elbo_terms``.
+    variational = False
+
+    def __init__(self, image_shape, latent_dim: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.latent_dim = int(latent_dim)
+        self.seed = seed
+
+    def make_optimizer(self) -> keras.optimizers.Optimizer:
+        """The optimizer the harness compiles this model with."""
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    def encode(self, x, training: bool = False):
+        """(batch, H, W, C) -> latent code (batch, latent_dim); the posterior mean for VAEs."""
+        return self.encoder(x, training=training)
+
+    def decode(self, z, training: bool = False):
+        """(batch, latent_dim) -> image in [0, 1], (batch, H, W, C)."""
+        return ops.sigmoid(self.decoder(z, training=training))
+
+    def reconstruct(self, x):
+        """Decode the latent code (posterior mean) of ``x``."""
+        return self.decode(self.encode(x))
+
+    def build(self, input_shape=None):
+        # The sub-networks are built at construction; nothing is left to create.
+        self.built = True
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        }

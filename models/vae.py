@@ -1,0 +1,58 @@
+"""The variational autoencoder shared by the likelihood variants (``vae_mse``, ``vae_bernoulli``).
+
+q(z|x) = N(z_mean, exp(z_log_var)), prior N(0, I), and a decoder p(x|z) whose negative
+log-likelihood each subclass defines in ``reconstruction_nll``. The loss is the negative ELBO
+per image, averaged over the batch: E_q[-log p(x|z)] (one reparameterized sample) + KL.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from models.base import Autoencoder
+from models.losses import gaussian_kl
+from models.networks import build_decoder, build_encoder
+
+
+class VAE(Autoencoder):
+    variational = True
+
+    def __init__(self, image_shape, latent_dim: int, **kwargs):
+        super().__init__(image_shape, latent_dim, **kwargs)
+        self.encoder = build_encoder(self.image_shape, self.latent_dim, variational=True)
+        self.decoder = build_decoder(self.image_shape, self.latent_dim)
+        # A tracked generator, so each step draws new noise (and JAX carries its state).
+        self.noise = keras.random.SeedGenerator(self.seed)
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def reconstruction_nll(self, x, logits):
+        """-log p(x|z) per image, (batch,), from the decoder's logits."""
+        raise NotImplementedError
+
+    def encode(self, x, training: bool = False):
+        z_mean, _ = self.encoder(x, training=training)
+        return z_mean
+
+    def sample_posterior(self, z_mean, z_log_var):
+        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def call(self, x, training=False):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        z = self.sample_posterior(z_mean, z_log_var)
+        return {"z_mean": z_mean, "z_log_var": z_log_var, "logits": self.decoder(z, training=training)}
+
+    def elbo_terms(self, x):
+        """(nll, kl), each (batch,) in nats: the two terms of the negative ELBO of ``x``."""
+        out = self(x)
+        return self.reconstruction_nll(x, out["logits"]), gaussian_kl(out["z_mean"], out["z_log_var"])
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        nll = self.reconstruction_nll(x, y_pred["logits"])
+        kl = gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])
+        self.nll_tracker.update_state(nll)
+        self.kl_tracker.update_state(kl)
+        return ops.mean(nll + kl)
