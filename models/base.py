@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from models.flops import forward_flops
+
 
 class Autoencoder(keras.Model):
     """Base class of every vaebench model.
@@ -46,6 +48,11 @@ class Autoencoder(keras.Model):
     def reconstruct(self, x):
         """Decode the latent code (posterior mean) of ``x``."""
         return self.decode(self.encode(x))
+
+    def train_flops_per_sample(self) -> int:
+        """FLOPs of one training example: a forward and a backward pass (about twice the
+        forward) through encoder and decoder. Models with more passes per step override it."""
+        return 3 * (forward_flops(self.encoder) + forward_flops(self.decoder))
 
     def build(self, input_shape=None):
         # The sub-networks are built at construction; nothing is left to create.
