@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.errors import UsageError
+
 #: Named grids. ``full`` (the default) is what a GPU box is for; ``quick`` is the MNIST
 #: comparison that fits a laptop CPU; ``smoke`` takes seconds, for tests.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -43,6 +45,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 DEFAULT_LATENT_DIM = 16
+
+#: The allowed range of each whole-number setting of a run, checked in one place
+#: (``RunConfig.__post_init__``). Upper bounds stop a typo (an extra zero or three) from
+#: exhausting memory before the first unit starts; a ``None`` limit means "all images".
+RANGES: dict[str, tuple[int, int]] = {
+    "seeds": (1, 1000),
+    "epochs": (1, 100_000),
+    "latent_dim": (1, 4096),
+    "batch_size": (1, 1_000_000),
+    "train_limit": (1, 10**9),
+    "test_limit": (1, 10**9),
+}
 
 #: Training examples whose latent means train the latent-space classifiers (scikit-learn);
 #: enough for stable accuracies, small enough that scoring costs seconds.
@@ -91,6 +105,23 @@ class RunConfig:
     backend: str
     data_dir: str | None = None
     force: bool = False
+    plugins: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        """Reject out-of-range numbers and empty name lists with a ``UsageError``."""
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if value is None and name.endswith("_limit"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"--{_flag(name)} must be a whole number, got {value!r}")
+            if not low <= value <= high:
+                raise UsageError(
+                    f"--{_flag(name)} must be at least {low} and at most {high}, got {value}"
+                )
+        for name in ("models", "datasets"):
+            if not getattr(self, name):
+                raise UsageError(f"--{name} names nothing")
 
     def units(self) -> list[UnitConfig]:
         """Every (dataset, model, seed) unit, in the order they are trained."""
@@ -115,3 +146,7 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out)
         return d
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")

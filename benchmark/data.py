@@ -80,8 +80,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     if chosen is None:
         return None
     path = Path(chosen).expanduser()
-    if not path.is_dir():
-        raise UsageError(f"data directory {str(path)!r} does not exist")
+    origin = "" if data_dir is not None else f" (from ${DATA_DIR_ENV})"
+    try:
+        exists = path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise UsageError(f"data directory {str(path)!r}{origin} cannot be used: {exc.strerror}") from None
+    if not exists:
+        raise UsageError(f"data directory {str(path)!r}{origin} does not exist")
     return path
 
 
@@ -116,9 +121,12 @@ def load_idx_dir(name: str, root: Path) -> Dataset:
         path = folder / filename
         if not path.is_file():
             raise UsageError(f"data directory {str(root)!r} has no {name}/{filename}")
-        if sha256_of(path) != SHA256[name][filename]:
-            raise UsageError(f"{path} is corrupt: its SHA-256 differs from the published one")
         try:
+            digest = sha256_of(path)
+            if digest != SHA256[name][filename]:
+                raise UsageError(
+                    f"{path} is corrupt (truncated or altered): its SHA-256 is not the published one"
+                )
             arrays[key] = read_idx(path)
         except (OSError, EOFError) as exc:
             raise UsageError(f"{path} cannot be read: {exc}") from None

@@ -4,6 +4,25 @@ A unit directory ``<out>/units/<unit_id>/`` holds ``config.json`` (the resolved 
 config), ``history.csv`` (per-epoch logs), ``model.keras``, ``arrays.npz`` (per-image scores
 and images for figures) and, written last and atomically, ``result.json``: a unit with a
 ``result.json`` of status ``ok`` is complete and is skipped when the run is repeated.
+
+Surviving interruptions. Every file is written through a rename (``benchmark.io``), so a run
+killed at any moment (Ctrl-C, ``kill -9``) leaves whole files only, and loses at most the unit
+in flight. A training unit also saves a checkpoint after an epoch when ``CHECKPOINT_SECONDS``
+have passed since its last one: ``checkpoint-eNNNN.keras`` (weights and optimizer state),
+``checkpoint-eNNNN.npz`` (the variables ``.keras`` leaves out, such as random-generator
+states, and the epoch snapshots) and ``checkpoint.json`` (epochs done, logs, timings), written
+last. A repeated command resumes the unit there with ``initial_epoch`` and reaches the same
+weights as an uninterrupted run: each epoch's image order is a function of (seed, epoch)
+alone (``epoch_order``). The checkpoint is deleted once the unit is complete. A resumed unit's
+``train_seconds`` and ``epoch_seconds`` add up its processes' training; the first epoch after a
+resume includes compiling again, which the median in ``samples_per_sec`` ignores;
+``resumed_from_epoch`` says where it resumed (0: trained in one go).
+
+Reproducibility. A unit seeds Keras, NumPy and Python (``keras.utils.set_random_seed``), the
+model's own noise generator and its epoch orders from its seed. On the TensorFlow CPU backend
+the same command then gives bit-identical scores, resumed or not (measured on 2 cores with
+keras 3.15 and tensorflow 2.21); where a backend is not bit-deterministic (XLA on GPUs), the
+tests allow a relative difference of ``REPRODUCIBILITY_RTOL`` (``tests/test_reproducible.py``).
 """
 
 from __future__ import annotations
@@ -12,25 +31,94 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 import models
+from benchmark.aggregate import write_tables
 from benchmark.config import RunConfig, UnitConfig
 from benchmark.data import Dataset, load_dataset
 from benchmark.errors import UsageError
 from benchmark.evaluate import evaluate_model
-from benchmark.io import read_json, run_lock, save_arrays, write_json
+from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
+from benchmark.io import (
+    load_arrays,
+    read_json_or_none,
+    remove_stale_temporaries,
+    run_lock,
+    save_arrays,
+    save_model,
+    write_atomic,
+    write_json,
+)
 
 #: Test images whose reconstructions are saved after the first, middle and last epoch.
 N_SNAPSHOT = 8
 
+#: Seconds of training between two checkpoints of a unit: a killed unit loses at most about
+#: this much, and short epochs (small data, a GPU) do not each pay for a save.
+CHECKPOINT_SECONDS = 60.0
+
+#: Written last when a checkpoint is saved: the checkpoint it describes is whole.
+CHECKPOINT_JSON = "checkpoint.json"
+
+#: Relative difference allowed between the scores of two runs of one command (same seed,
+#: backend and machine). Measured: 0 on the TensorFlow CPU backend.
+REPRODUCIBILITY_RTOL = 1e-6
+
+#: The files of a complete unit; ``result.json`` is written last.
+UNIT_FILES = ("config.json", "history.csv", "model.keras", "arrays.npz", "result.json")
+
 
 class NonFiniteLoss(RuntimeError):
     """Training produced a NaN or infinite loss."""
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raises ``NonFiniteLoss`` at the first batch whose running loss is NaN or infinite."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+            raise NonFiniteLoss(f"non-finite loss ({float(loss)}) at {where}")
+
+
+class StopAfterOneEpoch(keras.callbacks.Callback):
+    """Ends ``fit`` after one epoch, so that each epoch trains on its own ``epoch_order``."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+@dataclass
+class Progress:
+    """A unit's training so far: what a checkpoint restores besides the model."""
+
+    epochs_done: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # Keras logs, one per epoch
+    epoch_seconds: list[float] = field(default_factory=list)
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch (1-based) -> images
+    train_seconds: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the ``n`` training images in epoch ``epoch`` (0-based).
+
+    A function of (seed, epoch) alone, so that a resumed unit sees the batches an
+    uninterrupted one would.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -52,47 +140,62 @@ class EpochRecorder(keras.callbacks.Callback):
             self.snapshots[epoch + 1] = np.asarray(self.model.reconstruct(self.images))
 
 
-def train_unit(config: UnitConfig, data: Dataset, unit_dir: Path, *, verbose: int = 1) -> dict[str, Any]:
+def train_unit(
+    config: UnitConfig,
+    data: Dataset,
+    unit_dir: Path,
+    *,
+    verbose: int = 1,
+    classifier: FeatureClassifier | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> dict[str, Any]:
     """Train ``config.model`` on ``data``, score it and write the unit's files.
 
-    Returns the result row (config, scores, timings, ``status``). Raises ``NonFiniteLoss``
-    when training diverges.
+    Returns the result row (config, scores, timings, ``status``); ``fd_sample`` only with a
+    feature ``classifier``. Raises ``NonFiniteLoss`` when training diverges. Resumes from the
+    unit's checkpoint when it has one, and saves one every ``checkpoint_seconds``.
     """
     unit_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(unit_dir)
     write_json(unit_dir / "config.json", config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    model = models.create_model(
-        config.model, data.image_shape, config.latent_dim, seed=config.seed, **config.model_config
-    )
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model, progress = resume(config, unit_dir)
+    if model is None:
+        model = models.create_model(
+            config.model, data.image_shape, config.latent_dim, seed=config.seed, **config.model_config
+        )
+        model.compile(optimizer=model.make_optimizer(), jit_compile=True)
 
     middle = max(1, (config.epochs + 1) // 2)
     recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
-    callbacks = [
-        recorder,
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(unit_dir / "history.csv")),
-    ]
-    start = time.perf_counter()
-    history = model.fit(
-        data.x_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    train_seconds = time.perf_counter() - start
-    for epoch, loss in enumerate(history.history["loss"], start=1):
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite loss ({loss}) at epoch {epoch}")
-    if len(history.history["loss"]) < config.epochs:
-        raise NonFiniteLoss("training stopped early on a non-finite loss")
+    recorder.epoch_seconds, recorder.snapshots = progress.epoch_seconds, progress.snapshots
+    callbacks = [recorder, NonFiniteGuard(), StopAfterOneEpoch()]
+    start = last_save = time.perf_counter()
+    trained_before = progress.train_seconds
+    for epoch in range(progress.epochs_done, config.epochs):
+        history = model.fit(
+            data.x_train[epoch_order(config.seed, epoch, len(data.x_train))],
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        logs = {key: float(values[-1]) for key, values in history.history.items()}
+        progress.history.append({"epoch": epoch, **logs})
+        progress.epochs_done = epoch + 1
+        progress.train_seconds = trained_before + time.perf_counter() - start
+        write_atomic(unit_dir / "history.csv", pd.DataFrame(progress.history).to_csv(index=False))
+        if epoch + 1 < config.epochs and time.perf_counter() - last_save >= checkpoint_seconds:
+            save_checkpoint(model, progress, config, unit_dir)
+            last_save = time.perf_counter()
+    train_seconds = progress.train_seconds
 
     start = time.perf_counter()
-    scores, arrays = evaluate_model(model, data, seed=config.seed)
+    scores, arrays = evaluate_model(model, data, seed=config.seed, classifier=classifier)
     eval_seconds = time.perf_counter() - start
-    model.save(unit_dir / "model.keras")
+    save_model(model, unit_dir / "model.keras")
     save_arrays(
         unit_dir / "arrays.npz",
         {
@@ -108,8 +211,101 @@ def train_unit(config: UnitConfig, data: Dataset, unit_dir: Path, *, verbose: in
         "eval_seconds": eval_seconds,
         "n_train": len(data.x_train),
         "n_test": len(data.x_test),
+        "resumed_from_epoch": progress.resumed_from_epoch,
         "status": "ok",
     }
+
+
+def save_checkpoint(
+    model: keras.Model, progress: Progress, config: UnitConfig, unit_dir: Path
+) -> None:
+    """Save the unit's model, the state ``.keras`` leaves out, and ``progress``.
+
+    ``checkpoint.json`` is written last: whatever moment a run is killed at, it names a whole
+    checkpoint (or none). Older checkpoint files are deleted after it.
+    """
+    stem = _checkpoint_stem(progress.epochs_done)
+    save_model(model, unit_dir / f"{stem}.keras")
+    # A .keras file holds weights and optimizer state but not, for instance, the state of a
+    # model's keras.random.SeedGenerator; without it a resumed VAE would draw other noise.
+    variables = model.non_trainable_variables
+    state = {f"variable_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+    state |= {f"snapshot_{epoch}": images for epoch, images in progress.snapshots.items()}
+    save_arrays(unit_dir / f"{stem}.npz", state)
+    record = asdict(progress)
+    del record["snapshots"], record["resumed_from_epoch"]
+    write_json(unit_dir / CHECKPOINT_JSON, {"unit_id": config.unit_id, **record})
+    for path in unit_dir.glob("checkpoint-e*"):
+        if not path.name.startswith(stem + "."):
+            path.unlink(missing_ok=True)
+
+
+def resume(config: UnitConfig, unit_dir: Path) -> tuple[keras.Model | None, Progress]:
+    """The model and progress of the unit's checkpoint; ``(None, Progress())`` without one.
+
+    A checkpoint that cannot be used (another config, a file missing or unreadable, a model
+    that safe mode refuses) is reported, deleted, and the unit starts from epoch 0.
+    """
+    saved = read_json_or_none(unit_dir / CHECKPOINT_JSON)
+    if saved is None:
+        return None, Progress()
+    try:
+        model, progress = load_checkpoint(saved, config, unit_dir)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        print(f"[checkpoint] {config.unit_id}: not used ({reason}); training from epoch 0", flush=True)
+        clear_checkpoint(unit_dir)
+        return None, Progress()
+    print(f"[resume] {config.unit_id}: after epoch {progress.epochs_done} of {config.epochs}", flush=True)
+    return model, progress
+
+
+def load_checkpoint(
+    saved: dict[str, Any], config: UnitConfig, unit_dir: Path
+) -> tuple[keras.Model, Progress]:
+    """Load the checkpoint that ``checkpoint.json`` (``saved``) describes; raises if unusable."""
+    if not isinstance(saved, dict) or saved.get("unit_id") != config.unit_id:
+        raise ValueError("it belongs to another configuration")
+    done = saved.get("epochs_done")
+    if not isinstance(done, int) or not 0 < done < config.epochs:
+        raise ValueError(f"epochs done ({done!r}) out of range")
+    stem = _checkpoint_stem(done)
+    state = load_arrays(unit_dir / f"{stem}.npz")  # no pickles: allow_pickle=False
+    # Safe mode (the default, made explicit): only registered classes, no lambdas, no code.
+    model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
+    variables = model.non_trainable_variables
+    expected = {f"variable_{i}" for i in range(len(variables))}
+    if {key for key in state if key.startswith("variable_")} != expected:
+        raise ValueError("its saved state does not fit the model")
+    for i, variable in enumerate(variables):
+        variable.assign(state[f"variable_{i}"])
+    snapshots = {
+        int(key.removeprefix("snapshot_")): value
+        for key, value in state.items()
+        if key.startswith("snapshot_")
+    }
+    progress = Progress(
+        epochs_done=done,
+        history=[dict(row) for row in saved["history"]],
+        epoch_seconds=[float(s) for s in saved["epoch_seconds"]],
+        snapshots=snapshots,
+        train_seconds=float(saved["train_seconds"]),
+        resumed_from_epoch=done,
+    )
+    if len(progress.history) != done or len(progress.epoch_seconds) != done:
+        raise ValueError("its record has the wrong number of epochs")
+    return model, progress
+
+
+def clear_checkpoint(unit_dir: Path) -> None:
+    """Delete the unit's checkpoint, ``checkpoint.json`` first so that none is half there."""
+    (unit_dir / CHECKPOINT_JSON).unlink(missing_ok=True)
+    for path in unit_dir.glob("checkpoint-e*"):
+        path.unlink(missing_ok=True)
+
+
+def _checkpoint_stem(epochs_done: int) -> str:
+    return f"checkpoint-e{epochs_done:04d}"
 
 
 def timing(epoch_seconds: list[float], n_train: int, train_seconds: float) -> dict[str, float]:
@@ -130,33 +326,63 @@ def result_row(config: UnitConfig, outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 def completed(unit_dir: Path) -> dict[str, Any] | None:
-    """The unit's finished result row, or None if it has none (or failed)."""
-    path = unit_dir / "result.json"
-    if not path.is_file():
+    """The unit's finished result row, or None unless it is complete.
+
+    Complete: a readable ``result.json`` of status ``ok`` for this very unit, and the unit's
+    other files beside it.
+    """
+    row = read_json_or_none(unit_dir / "result.json")
+    if not isinstance(row, dict) or row.get("status") != "ok" or row.get("unit_id") != unit_dir.name:
         return None
-    row = read_json(path)
-    return row if row.get("status") == "ok" else None
+    return row if all((unit_dir / name).is_file() for name in UNIT_FILES) else None
 
 
-def run_unit(config: UnitConfig, data: Dataset, units_dir: Path, *, force: bool, verbose: int) -> dict[str, Any]:
-    """Train one unit unless it is complete; a failure becomes a ``failed`` row."""
+def run_unit(
+    config: UnitConfig,
+    data: Dataset,
+    units_dir: Path,
+    *,
+    force: bool,
+    verbose: int,
+    classifier: Callable[[], FeatureClassifier] | None = None,
+) -> dict[str, Any]:
+    """Train one unit unless it is complete; a failure becomes a ``failed`` row.
+
+    ``classifier`` returns the dataset's FD classifier; it is called only when the unit
+    trains, and before the unit seeds its own training, so a cached classifier and a freshly
+    trained one give the same results.
+    """
     unit_dir = units_dir / config.unit_id
     if not force and (row := completed(unit_dir)) is not None:
         print(f"[skip] {config.unit_id}: already complete", flush=True)
         return row
     print(f"[train] {config.unit_id}", flush=True)
+    # From here until a new result.json the unit is incomplete, whatever stops the run.
+    (unit_dir / "result.json").unlink(missing_ok=True)
+    (unit_dir / "traceback.txt").unlink(missing_ok=True)
+    if force:
+        clear_checkpoint(unit_dir)
     try:
-        outcome = train_unit(config, data, unit_dir, verbose=verbose)
+        fd_classifier = classifier() if classifier is not None else None
+        outcome = train_unit(config, data, unit_dir, verbose=verbose, classifier=fd_classifier)
     except (KeyboardInterrupt, UsageError):
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".strip()
         print(f"[failed] {config.unit_id}: {message}", file=sys.stderr, flush=True)
-        (unit_dir / "traceback.txt").write_text(traceback.format_exc())
+        write_atomic(unit_dir / "traceback.txt", traceback.format_exc())
         outcome = {"status": "failed", "error": message}
     row = result_row(config, outcome)
     write_json(unit_dir / "result.json", row)
+    if row["status"] == "ok":
+        clear_checkpoint(unit_dir)
     return row
+
+
+def grid_rows(run: RunConfig) -> list[dict[str, Any]]:
+    """The result rows on disk of ``run``'s units (complete or failed), in grid order."""
+    paths = [run.out / "units" / unit.unit_id / "result.json" for unit in run.units()]
+    return [row for row in map(read_json_or_none, paths) if isinstance(row, dict)]
 
 
 def load_datasets(run: RunConfig) -> dict[str, Dataset]:
@@ -173,16 +399,49 @@ def load_datasets(run: RunConfig) -> dict[str, Dataset]:
     return datasets
 
 
-def run_grid(run: RunConfig, *, environment: dict[str, Any], verbose: int = 1) -> list[dict[str, Any]]:
+def run_grid(
+    run: RunConfig,
+    *,
+    environment: Callable[[], dict[str, Any]],
+    verbose: int = 1,
+    command: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Train every unit of ``run`` not yet complete; return all rows of the grid.
 
     Data are loaded and checked before anything is written, so bad input leaves no files.
+    ``config.json`` records ``run``, ``environment()`` and the ``command`` that started it;
+    ``environment`` is called only once the input has passed, because probing devices makes
+    some backends log to stderr. On Ctrl-C the tables are written from the units complete so
+    far, then KeyboardInterrupt propagates.
     """
     datasets = load_datasets(run)
+    classifiers: dict[str, FeatureClassifier] = {}
+
+    def classifier_for(name: str) -> Callable[[], FeatureClassifier]:
+        # Loaded (or trained and cached) once per dataset, on first need.
+        def get() -> FeatureClassifier:
+            if name not in classifiers:
+                classifiers[name] = load_or_train(datasets[name], cache_dir_for(run.out))
+            return classifiers[name]
+
+        return get
+
     with run_lock(run.out):
-        write_json(run.out / "config.json", {"run": run.to_dict(), "environment": environment})
+        record = {"run": run.to_dict(), "environment": environment(), "command": command or {}}
+        write_json(run.out / "config.json", record)
         units_dir = run.out / "units"
-        return [
-            run_unit(unit, datasets[unit.dataset], units_dir, force=run.force, verbose=verbose)
-            for unit in run.units()
-        ]
+        try:
+            return [
+                run_unit(
+                    unit,
+                    datasets[unit.dataset],
+                    units_dir,
+                    force=run.force,
+                    verbose=verbose,
+                    classifier=classifier_for(unit.dataset),
+                )
+                for unit in run.units()
+            ]
+        except KeyboardInterrupt:
+            write_tables(grid_rows(run), run.out)
+            raise

@@ -39,7 +39,7 @@ def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
 def test_digits_are_scaled_and_split():
     ds = data.load_dataset("digits")
     assert ds.x_train.shape[1:] == (8, 8, 1) and ds.x_train.dtype == np.float32
-    assert 0.0 == ds.x_train.min() and ds.x_train.max() == 1.0
+    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
     assert len(ds.x_train) + len(ds.x_test) == 1797
     assert set(np.unique(ds.y_test)) == set(range(10))
 

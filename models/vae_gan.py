@@ -1,0 +1,344 @@
+"""VAE-GAN: Larsen et al. (2016), "Autoencoding beyond pixels using a learned similarity metric".
+
+A VAE whose reconstruction error is measured in the feature space of a GAN discriminator,
+and whose decoder is also the GAN's generator. With x~ = Dec(z), z ~ q(z|x), and
+x_p = Dec(z_p), z_p ~ N(0, I), per image (nats):
+
+    L_prior = KL(q(z|x) || N(0, I))
+    L_llike = -log N(Dis_l(x); Dis_l(x~), I) = 0.5 ||Dis_l(x) - Dis_l(x~)||^2 + const
+    L_GAN   = BCE(Dis(x), real) + BCE(Dis(x~), fake) + BCE(Dis(x_p), fake)
+
+where Dis_l is the discriminator's activation map after block ``l`` and BCE its binary
+cross-entropy, so the discriminator minimizes L_GAN. Each part follows its own loss, as in
+the paper:
+
+    encoder       <- L_prior + L_llike
+    decoder       <- gamma * L_llike - L_GAN     (or the non-saturating form, the default)
+    discriminator <- L_GAN                       (nothing from L_llike)
+
+How the routing is done: Keras differentiates one scalar with respect to every trainable
+weight, so ``compute_loss`` returns the sum of the three losses, each built so that it can
+only reach its own part. A part that a loss must not train is called through
+``stateless_call`` with ``ops.stop_gradient`` on its weights (``frozen`` below): the loss
+still flows through it to its inputs, never into its weights. Where a loss must not flow
+back further, its input is stopped. This works unchanged on every backend, because each
+backend's own train step differentiates ``compute_loss``; a custom train step would have to
+be written twice (a tape for TensorFlow, a pure function for JAX) for the same result.
+Under XLA the forward passes that differ only in where gradients stop are computed once.
+
+The three parts have their own RMSprop optimizers, combined in one
+``keras.optimizers.MultiOptimizer`` (see ``make_optimizer``) so that the compiled optimizer
+carries all of their state on every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from models.base import Autoencoder
+from models.losses import gaussian_kl, gaussian_nll, squared_error
+from models.networks import build_decoder, build_discriminator, build_encoder
+from models.registry import register_model
+
+#: The three sub-networks, each trained by its own optimizer on its own loss.
+PARTS = ("encoder", "decoder", "discriminator")
+
+#: Generator losses of the decoder: the paper's minimax ``-L_GAN``, or the non-saturating
+#: ``BCE(Dis(x~), real) + BCE(Dis(x_p), real)`` (Goodfellow et al., 2014).
+GENERATOR_LOSSES = ("non_saturating", "minimax")
+
+#: Marks, in a saved compile config, a model compiled with its own ``make_optimizer()``.
+OWN_OPTIMIZER = "make_optimizer"
+
+
+def frozen(network: keras.Model, inputs):
+    """``network(inputs)`` with stopped weights: gradients reach ``inputs``, never the weights."""
+    weights = [ops.stop_gradient(v.value) for v in network.trainable_variables]
+    outputs, _ = network.stateless_call(
+        weights, [v.value for v in network.non_trainable_variables], inputs
+    )
+    return outputs
+
+
+def bce_real(logit):
+    """-log sigmoid(logit): the cross-entropy of calling an image real. (batch, 1) -> (batch,)."""
+    return ops.softplus(-logit)[:, 0]
+
+
+def bce_fake(logit):
+    """-log(1 - sigmoid(logit)): the cross-entropy of calling an image fake. (batch, 1) -> (batch,)."""
+    return ops.softplus(logit)[:, 0]
+
+
+@keras.saving.register_keras_serializable(package="vaebench")
+class VAEGAN(Autoencoder):
+    """VAE-GAN on the shared backbone, plus a discriminator (``models.networks``).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        (H, W, C) of the training images, in [0, 1].
+    latent_dim : int
+        Size of the latent code.
+    gamma : float, default=0.03
+        Weight of L_llike against the generator loss in the decoder's loss. L_llike sums the
+        normalized feature map (7x7x64 = 3136 values at the default layer for 28x28 images:
+        a few hundred nats per image once training is under way), the generator loss is two
+        cross-entropies per image (a few nats): 0.03 puts them on one order. Larger values
+        give better reconstructions and blurrier samples (at 0.1, samples about as blurry as
+        the Gaussian VAE's). The encoder always takes L_llike with weight 1, as in the paper.
+    feature_layer : int, default=2
+        The discriminator block (1 to 3) whose activations L_llike compares.
+    generator_loss : {"non_saturating", "minimax"}, default="non_saturating"
+        "minimax" is the paper's ``-L_GAN``; its gradient vanishes when the discriminator
+        rejects the fakes confidently, which is the usual state early in training.
+        "non_saturating" has the same fixed point and strong gradients there.
+    learning_rate : float, default=1e-3
+        Of the three RMSprop optimizers. The paper's 3e-4 suits long runs; the benchmark's
+        few epochs need faster steps.
+    equilibrium, margin : float, default=0.68, 0.4
+        The equilibrium gate of the authors' code, on the discriminator's mean cross-entropy
+        on real images and on fakes: its update is skipped when either is below
+        ``equilibrium - margin`` (it is winning), the decoder's when either is above
+        ``equilibrium + margin`` (it is losing), and neither when both would be. ln 2 = 0.69
+        is the cross-entropy of a discriminator that cannot tell. ``margin=None`` turns the
+        gate off.
+    seed : int or None, default=None
+        Seed of the model's noise (reparameterization and prior samples).
+
+    Notes
+    -----
+    The gate multiplies a part's loss by 0, so the part gets a zero gradient. With RMSprop
+    without momentum (Keras' default) a zero gradient leaves the weights exactly unchanged
+    (the step is ``lr * g / sqrt(v + eps)``); only the part's running mean of squared
+    gradients decays a little. An optimizer with momentum (Adam, SGD with momentum) would
+    keep moving a gated part.
+
+    ``elbo_terms`` returns the model's own bound: nll is the feature-space L_llike with the
+    current discriminator, so it is not comparable with the pixel likelihoods of the VAEs;
+    ``recon_mse`` compares reconstructions across models.
+
+    Logged per epoch: ``kl``, ``llike`` (per image), ``enc_loss``, ``dec_loss``,
+    ``dis_loss`` (= L_GAN), the discriminator's accuracy on real images (``dis_acc_real``)
+    and on fakes (``dis_acc_fake``), and the fraction of steps that updated the decoder and
+    the discriminator (``dec_updates``, ``dis_updates``). ``loss`` is the sum of the three
+    gated losses: only its finiteness means anything.
+    """
+
+    variational = True
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim: int,
+        *,
+        gamma: float = 0.03,
+        feature_layer: int = 2,
+        generator_loss: str = "non_saturating",
+        learning_rate: float = 1e-3,
+        equilibrium: float = 0.68,
+        margin: float | None = 0.4,
+        **kwargs,
+    ):
+        super().__init__(image_shape, latent_dim, **kwargs)
+        if not gamma >= 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}"
+            )
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        if margin is not None and not margin >= 0:
+            raise ValueError(f"margin must be >= 0 or None, got {margin}")
+        self.gamma = float(gamma)
+        self.feature_layer = int(feature_layer)
+        self.generator_loss = generator_loss
+        self.learning_rate = float(learning_rate)
+        self.equilibrium = float(equilibrium)
+        self.margin = None if margin is None else float(margin)
+
+        self.encoder = build_encoder(self.image_shape, self.latent_dim, variational=True)
+        self.decoder = build_decoder(self.image_shape, self.latent_dim)
+        self.discriminator = build_discriminator(self.image_shape, feature_layer=self.feature_layer)
+        # A tracked generator, so each step draws new noise (and JAX carries its state).
+        self.noise = keras.random.SeedGenerator(self.seed)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in (
+                "kl", "llike", "enc_loss", "dec_loss", "dis_loss",
+                "dis_acc_real", "dis_acc_fake", "dec_updates", "dis_updates",
+            )
+        }  # fmt: skip
+
+    # -- optimizers -------------------------------------------------------------------------
+
+    def make_optimizer(self) -> keras.optimizers.MultiOptimizer:
+        """One RMSprop per part, in one MultiOptimizer: the model's single compiled optimizer.
+
+        Each variable goes to the optimizer of the part that owns it, matched by identity:
+        variable paths leave out the sub-network's name (``conv2d/kernel``), so a path
+        pattern cannot select a part. Being the compiled optimizer, the MultiOptimizer is
+        part of the JAX trainer's state, so all three optimizers' states advance.
+        """
+        optimizers = {
+            part: keras.optimizers.RMSprop(self.learning_rate, name=f"{part}_rmsprop")
+            for part in PARTS
+        }
+        owner = {
+            id(v): optimizers[part]
+            for part in PARTS
+            for v in getattr(self, part).trainable_variables
+        }
+        return keras.optimizers.MultiOptimizer(
+            lambda variable: owner[id(variable)], name="vae_gan_optimizer"
+        )
+
+    def get_compile_config(self) -> dict[str, Any]:
+        # A MultiOptimizer's config holds its variable -> optimizer function, which cannot be
+        # saved. The one ``make_optimizer`` builds depends only on the model's config, so record
+        # that the model was compiled with it and build it again on load; the optimizers' state
+        # loads with the weights.
+        if self.compiled and isinstance(self.optimizer, keras.optimizers.MultiOptimizer):
+            return {"optimizer": OWN_OPTIMIZER, "jit_compile": self.jit_compile}
+        return super().get_compile_config()
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        if config.get("optimizer") != OWN_OPTIMIZER:
+            return super().compile_from_config(config)
+        self.compile(optimizer=self.make_optimizer(), jit_compile=config.get("jit_compile", "auto"))
+        # Create the optimizers' variables now, so that their saved state can be loaded.
+        self.optimizer.build(self.trainable_variables)
+
+    # -- the model --------------------------------------------------------------------------
+
+    def encode(self, x, training: bool = False):
+        z_mean, _ = self.encoder(x, training=training)
+        return z_mean
+
+    def sample_posterior(self, z_mean, z_log_var):
+        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def call(self, x, training=False):
+        """(batch, H, W, C) -> q(z|x) and one sample z of it, each (batch, latent_dim)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return {
+            "z_mean": z_mean,
+            "z_log_var": z_log_var,
+            "z": self.sample_posterior(z_mean, z_log_var),
+        }
+
+    def elbo_terms(self, x):
+        """(nll, kl), each (batch,) in nats: L_llike (feature space, one sample z) and L_prior."""
+        out = self(x)
+        real_features, _ = self.discriminator(x)
+        fake_features, _ = self.discriminator(self.decode(out["z"]))
+        nll = gaussian_nll(real_features, fake_features, 1.0)
+        return nll, gaussian_kl(out["z_mean"], out["z_log_var"])
+
+    def loss_terms(self, x, y_pred) -> dict[str, Any]:
+        """The per-image loss terms of a batch, each (batch,), in nats, routed to one part.
+
+        "kl" and "llike_enc" reach only the encoder; "llike_dec" and "generator" only the
+        decoder; "gan" (L_GAN) only the discriminator. Also returned: the discriminator's
+        logits on the real images, (batch, 1), and on the fakes x~ then x_p, (2 batch, 1).
+        """
+        z = y_pred["z"]  # (batch, latent_dim), from the live encoder
+        z_prior = keras.random.normal(ops.shape(z), seed=self.noise)
+
+        # Decoder with live weights: x~ from a stopped z (the decoder's losses must not reach
+        # the encoder), and x_p from the prior.
+        x_tilde = self.decode(ops.stop_gradient(z), training=True)  # (batch, H, W, C)
+        x_prior = self.decode(z_prior, training=True)
+        # Decoder with frozen weights on the live z: the encoder's L_llike must reach the
+        # encoder through x~ without training the decoder. (The same values as x_tilde: XLA
+        # computes the forward pass once.)
+        x_tilde_enc = ops.sigmoid(frozen(self.decoder, z))
+
+        # Discriminator with live weights, on real images and stopped fakes: only L_GAN trains it.
+        real_features, real_logit = self.discriminator(x, training=True)
+        _, tilde_logit = self.discriminator(ops.stop_gradient(x_tilde), training=True)
+        _, prior_logit = self.discriminator(ops.stop_gradient(x_prior), training=True)
+        target = ops.stop_gradient(real_features)  # Dis_l(x)
+        # Discriminator with frozen weights: what the encoder and the decoder learn from.
+        enc_features, _ = frozen(self.discriminator, x_tilde_enc)
+        dec_features, dec_tilde_logit = frozen(self.discriminator, x_tilde)
+        _, dec_prior_logit = frozen(self.discriminator, x_prior)
+
+        if self.generator_loss == "minimax":
+            generator = -(bce_fake(dec_tilde_logit) + bce_fake(dec_prior_logit))
+        else:
+            generator = bce_real(dec_tilde_logit) + bce_real(dec_prior_logit)
+        return {
+            "kl": gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"]),
+            # L_llike without its constant 0.5 * D * log(2 pi), which has no gradient.
+            "llike_enc": 0.5 * squared_error(target, enc_features),
+            "llike_dec": 0.5 * squared_error(target, dec_features),  # the same value
+            "generator": generator,
+            # One real and two fakes per image, as in the paper (the authors' code weighs
+            # real and generated images equally instead).
+            "gan": bce_real(real_logit) + bce_fake(tilde_logit) + bce_fake(prior_logit),
+            "real_logit": real_logit,
+            "fake_logits": ops.concatenate([tilde_logit, prior_logit]),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Sum of the encoder's, decoder's and discriminator's losses (batch means), each
+        reaching only its part; the gate zeroes the decoder's or the discriminator's."""
+        terms = self.loss_terms(x, y_pred)
+        real_logit, fake_logits = terms["real_logit"], terms["fake_logits"]
+        enc_loss = ops.mean(terms["kl"] + terms["llike_enc"])
+        dec_loss = ops.mean(self.gamma * terms["llike_dec"] + terms["generator"])
+        dis_loss = ops.mean(terms["gan"])
+        dec_on, dis_on = self.gate(
+            ops.stop_gradient(ops.mean(bce_real(real_logit))),
+            ops.stop_gradient(ops.mean(bce_fake(fake_logits))),
+        )
+
+        t = self.trackers
+        t["kl"].update_state(terms["kl"])
+        t["llike"].update_state(terms["llike_enc"])
+        t["enc_loss"].update_state(enc_loss)
+        t["dec_loss"].update_state(dec_loss)
+        t["dis_loss"].update_state(dis_loss)
+        t["dis_acc_real"].update_state(ops.cast(real_logit > 0, "float32"))
+        t["dis_acc_fake"].update_state(ops.cast(fake_logits < 0, "float32"))
+        t["dec_updates"].update_state(dec_on)
+        t["dis_updates"].update_state(dis_on)
+        # A gated part gets a zero gradient. 0 * NaN is NaN: a diverged loss still shows.
+        return enc_loss + dec_on * dec_loss + dis_on * dis_loss
+
+    def gate(self, real_cost, fake_cost):
+        """(decoder, discriminator) update factors, 0.0 or 1.0, from the discriminator's mean
+        cross-entropies on real images and on fakes (scalars, nats)."""
+        if self.margin is None:
+            return ops.ones(()), ops.ones(())
+        low, high = self.equilibrium - self.margin, self.equilibrium + self.margin
+        dis_on = ops.logical_and(real_cost >= low, fake_cost >= low)  # not winning by far
+        dec_on = ops.logical_and(real_cost <= high, fake_cost <= high)  # not losing by far
+        neither = ops.logical_not(ops.logical_or(dis_on, dec_on))
+        return (
+            ops.cast(ops.logical_or(dec_on, neither), "float32"),
+            ops.cast(ops.logical_or(dis_on, neither), "float32"),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "feature_layer": self.feature_layer,
+            "generator_loss": self.generator_loss,
+            "learning_rate": self.learning_rate,
+            "equilibrium": self.equilibrium,
+            "margin": self.margin,
+        }
+
+
+@register_model
+def vae_gan(image_shape, latent_dim: int = 16, **config) -> VAEGAN:
+    return VAEGAN(image_shape, latent_dim, **config)

@@ -1,0 +1,300 @@
+"""VAE-GAN: gradient routing on real gradients, the equilibrium gate, the three optimizers,
+saving, the non-finite path, and sharper samples than the Gaussian VAE on MNIST.
+
+Tests marked ``backend`` run once per Keras backend (TensorFlow, and with KERAS_BACKEND=jax).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from benchmark import metrics
+from benchmark.config import UnitConfig
+from benchmark.data import Dataset, load_dataset
+from benchmark.harness import NonFiniteLoss, train_unit
+from models.networks import build_discriminator
+from models.vae_gan import PARTS, VAEGAN
+
+SHAPE = (8, 8, 1)
+
+
+def make_model(jit_compile: bool = False, **config) -> VAEGAN:
+    """A compiled VAE-GAN on 8x8 images. XLA (the harness's setting) costs tens of seconds of
+    compilation per train function on this CPU, so only the tests of that setting use it."""
+    keras.utils.set_random_seed(0)
+    model = models.create_model("vae_gan", SHAPE, latent_dim=4, seed=0, **config)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=jit_compile)
+    return model
+
+
+def images(n: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *SHAPE)).astype("float32")
+
+
+def weights(network: keras.Model) -> list[np.ndarray]:
+    return [np.array(w) for w in network.get_weights()]
+
+
+def changed(before: list[np.ndarray], network: keras.Model) -> bool:
+    return any(not np.array_equal(b, a) for b, a in zip(before, network.get_weights(), strict=True))
+
+
+def gradient_sizes(model: VAEGAN, loss_fn) -> dict[str, float]:
+    """Largest |d loss_fn() / d w| over each part's weights, from the backend's own autodiff."""
+    variables = model.trainable_variables
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, variables)
+    elif backend == "jax":
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss_fn()
+
+        grads = jax.grad(pure)([v.value for v in variables])
+    else:
+        pytest.skip(f"no gradient helper for the {backend} backend")
+    # TensorFlow gives None for a variable the loss does not reach.
+    size = {
+        id(v): 0.0 if g is None else float(np.abs(np.asarray(g)).max())
+        for v, g in zip(variables, grads, strict=True)
+    }
+    return {
+        part: max(size[id(v)] for v in getattr(model, part).trainable_variables) for part in PARTS
+    }
+
+
+# -- gradient routing ------------------------------------------------------------------------
+
+#: Each loss term and the one part it may train.
+ROUTES = {
+    "kl": "encoder",
+    "llike_enc": "encoder",
+    "llike_dec": "decoder",
+    "generator": "decoder",
+    "gan": "discriminator",
+}
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("generator_loss", ["non_saturating", "minimax"])
+@pytest.mark.parametrize("term", sorted(ROUTES))
+def test_each_loss_term_reaches_only_its_part(term, generator_loss):
+    model = make_model(generator_loss=generator_loss)
+    x = images()
+
+    def loss():
+        return keras.ops.mean(model.loss_terms(x, model(x, training=True))[term])
+
+    sizes = gradient_sizes(model, loss)
+    owner = ROUTES[term]
+    assert sizes[owner] > 0, f"{term} does not train the {owner}: {sizes}"
+    for part in PARTS:
+        if part != owner:
+            assert sizes[part] == 0, f"{term} reaches the {part}: {sizes}"
+
+
+@pytest.mark.backend
+def test_the_training_loss_trains_every_part():
+    model = make_model(margin=None)
+    x = images()
+    sizes = gradient_sizes(model, lambda: model.compute_loss(x, None, model(x, training=True)))
+    assert all(sizes[part] > 0 for part in PARTS), sizes
+
+
+# -- the equilibrium gate --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("real_cost", "fake_cost", "expected"),
+    [
+        (0.7, 0.7, (1.0, 1.0)),  # balanced: both update
+        (0.1, 0.7, (1.0, 0.0)),  # discriminator winning by far: skip it
+        (0.7, 1.5, (0.0, 1.0)),  # discriminator losing by far: skip the decoder
+        (0.1, 1.5, (1.0, 1.0)),  # both would be skipped: neither is
+    ],
+)
+def test_gate_follows_the_authors_rule(real_cost, fake_cost, expected):
+    model = models.create_model("vae_gan", SHAPE, latent_dim=4, equilibrium=0.68, margin=0.4)
+    dec_on, dis_on = model.gate(keras.ops.array(real_cost), keras.ops.array(fake_cost))
+    assert (float(dec_on), float(dis_on)) == expected
+    ungated = models.create_model("vae_gan", SHAPE, latent_dim=4, margin=None)
+    assert tuple(float(f) for f in ungated.gate(real_cost, fake_cost)) == (1.0, 1.0)
+
+
+#: Gate settings under which one part is skipped on every step: the discriminator's
+#: cross-entropies are always below 100 (it "wins by far") and above -100 (it "loses by far").
+GATED_OFF = {"discriminator": 100.0, "decoder": -100.0}
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("gated", sorted(GATED_OFF))
+def test_a_gated_part_keeps_its_weights_through_real_steps(gated):
+    model = make_model(margin=None)
+    x = images(16)
+    # One ungated step first, so every RMSprop has a non-zero running mean of squared
+    # gradients: the gated steps then test "a zero gradient leaves the weights unchanged"
+    # with a live optimizer state, not a fresh one.
+    model.fit(x[:8], batch_size=8, epochs=1, verbose=0)
+    model.equilibrium, model.margin = GATED_OFF[gated], 0.0
+    model.make_train_function(force=True)
+    optimizer = {o.name: o for o in model.optimizer.optimizers}[f"{gated}_rmsprop"]
+    iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    state = [np.array(v) for v in optimizer.variables]
+    before = {part: weights(getattr(model, part)) for part in PARTS}
+
+    logs = model.fit(x, batch_size=8, epochs=1, verbose=0).history
+
+    other = next(part for part in GATED_OFF if part != gated)
+    assert logs[f"{gated[:3]}_updates"] == [0.0] and logs[f"{other[:3]}_updates"] == [1.0]
+    for part in PARTS:
+        assert changed(before[part], getattr(model, part)) == (part != gated), part
+    # The gated part's optimizer did run its two steps, on zero gradients.
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == iterations + 2
+    assert any(
+        not np.array_equal(b, np.array(a)) for b, a in zip(state, optimizer.variables, strict=True)
+    )
+
+
+@pytest.mark.backend
+def test_losses_and_the_balance_of_the_game_are_logged():
+    logs = make_model().fit(images(16), batch_size=8, epochs=2, verbose=0).history
+    for name in ("enc_loss", "dec_loss", "dis_loss", "dis_acc_real", "dis_acc_fake", "kl", "llike"):
+        assert len(logs[name]) == 2 and np.isfinite(logs[name]).all(), name
+    for name in ("dis_acc_real", "dis_acc_fake", "dec_updates", "dis_updates"):
+        assert all(0 <= value <= 1 for value in logs[name]), name
+
+
+# -- optimizers and saving -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained() -> VAEGAN:
+    """A VAE-GAN compiled as the harness does (XLA), after two steps."""
+    model = make_model(jit_compile=True, gamma=0.5, feature_layer=1, generator_loss="minimax")
+    model.fit(images(16), batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.backend
+def test_each_part_has_its_own_optimizer_and_all_three_states_advance(trained):
+    by_name = {o.name: o for o in trained.optimizer.optimizers}
+    assert sorted(by_name) == sorted(f"{part}_rmsprop" for part in PARTS)
+    for part in PARTS:
+        optimizer = by_name[f"{part}_rmsprop"]
+        # The JAX trap: an optimizer outside the trainer's state would stay at 0.
+        assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 2, part
+        # It holds one velocity per weight of its part, and no other.
+        velocities = [v for v in optimizer.variables if "velocity" in v.name]
+        shapes = sorted(tuple(v.shape) for v in velocities)
+        assert shapes == sorted(tuple(v.shape) for v in getattr(trained, part).trainable_variables)
+        assert all(np.abs(np.array(v)).max() > 0 for v in velocities), part
+
+
+@pytest.mark.backend
+def test_save_and_load_keep_weights_config_and_optimizer_state(trained, tmp_path):
+    x = images(16)
+    trained.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+
+    assert isinstance(loaded, VAEGAN) and loaded.get_config() == trained.get_config()
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded.encode(x)), keras.ops.convert_to_numpy(trained.encode(x))
+    )
+    for part in PARTS:
+        pairs = zip(weights(getattr(trained, part)), weights(getattr(loaded, part)), strict=True)
+        for a, b in pairs:
+            np.testing.assert_array_equal(a, b)
+    # Compiled again with its own three optimizers, their state restored.
+    assert isinstance(loaded.optimizer, keras.optimizers.MultiOptimizer) and loaded.jit_compile
+    assert [o.name for o in loaded.optimizer.optimizers] == [
+        o.name for o in trained.optimizer.optimizers
+    ]
+    for a, b in zip(trained.optimizer.variables, loaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    # It trains on from where it was, with all three optimizers (without XLA: one compilation
+    # per test is enough).
+    loaded.jit_compile = False
+    loaded.fit(x, batch_size=8, epochs=1, verbose=0)
+    steps = [int(keras.ops.convert_to_numpy(o.iterations)) for o in loaded.optimizer.optimizers]
+    assert steps == [4, 4, 4]
+
+
+@pytest.mark.backend
+def test_a_non_finite_loss_fails_the_unit(tmp_path):
+    x = images(32)
+    x[5, 2, 2, 0] = np.nan
+    y = np.zeros(32, dtype="int64")
+    data = Dataset("digits", x, y, x[:8], y[:8], "test")
+    config = UnitConfig(
+        model="vae_gan", dataset="digits", seed=0, epochs=2, latent_dim=4, batch_size=8,
+        train_limit=None, test_limit=None, backend=keras.backend.backend(),
+    )  # fmt: skip
+    with pytest.raises(NonFiniteLoss, match="non-finite"):
+        train_unit(config, data, tmp_path / "unit", verbose=0)
+
+
+# -- building blocks -------------------------------------------------------------------------
+
+
+def test_discriminator_returns_a_mid_depth_feature_map_and_a_logit():
+    x = np.zeros((2, 28, 28, 1), "float32")
+    features, logit = build_discriminator((28, 28, 1))(x)
+    assert tuple(features.shape) == (2, 7, 7, 64) and tuple(logit.shape) == (2, 1)
+    features, _ = build_discriminator((28, 28, 1), feature_layer=1)(x)
+    assert tuple(features.shape) == (2, 14, 14, 32)
+    with pytest.raises(ValueError, match="feature_layer"):
+        build_discriminator((28, 28, 1), feature_layer=4)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"generator_loss": "wasserstein"}, "generator_loss"),
+        ({"gamma": -1.0}, "gamma"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"margin": -0.1}, "margin"),
+    ],
+)
+def test_bad_settings_are_rejected(config, match):
+    with pytest.raises(ValueError, match=match):
+        models.create_model("vae_gan", SHAPE, **config)
+
+
+def test_noise_is_new_on_every_call():
+    model = models.create_model("vae_gan", SHAPE, latent_dim=4, seed=0)
+    x = images(2)
+    first, second = (keras.ops.convert_to_numpy(model(x)["z"]) for _ in range(2))
+    assert not np.allclose(first, second)
+
+
+# -- MNIST -----------------------------------------------------------------------------------
+
+
+def sample_blurriness(model, x_real: np.ndarray, n: int = 500) -> float:
+    z = np.random.default_rng(0).standard_normal((n, model.latent_dim)).astype("float32")
+    samples = keras.ops.convert_to_numpy(model.decode(z))
+    return metrics.blurriness(metrics.sharpness(samples), metrics.sharpness(x_real))
+
+
+@pytest.mark.mnist
+def test_mnist_samples_are_sharper_than_the_gaussian_vae(data_dir):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a training run: too slow on the JAX CPU backend (XLA's CPU convolutions)")
+    data = load_dataset("mnist", data_dir).subset(6000, 1000)
+    blurriness = {}
+    for name in ("vae_gan", "vae_mse"):
+        keras.utils.set_random_seed(0)
+        model = models.create_model(name, data.image_shape, latent_dim=16, seed=0)
+        model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+        model.fit(data.x_train, batch_size=64, epochs=2, verbose=0)
+        blurriness[name] = sample_blurriness(model, data.x_test)
+    assert blurriness["vae_gan"] < blurriness["vae_mse"] - 0.2, blurriness
