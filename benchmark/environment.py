@@ -9,6 +9,8 @@ from typing import Any
 
 import keras
 
+from benchmark.speed import matmul_gflops
+
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")
 
 
@@ -41,4 +43,6 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # The throughput ceiling that samples_per_sec * train_mflop_per_sample is read against.
+        "matmul_gflops": matmul_gflops(),
     }

@@ -18,8 +18,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ import keras
 import numpy as np
 
 from benchmark.data import Dataset
-from benchmark.io import write_json
+from benchmark.io import save_model, write_json
 
 #: Overrides the classifier cache folder (default: ``<out>/../.cache``, see ``cache_dir_for``).
 CACHE_DIR_ENV = "VAEBENCH_CACHE_DIR"
@@ -217,18 +215,7 @@ def load_or_train(data: Dataset, cache_dir: Path, config: ClassifierConfig | Non
     else:
         print(f"[fd] training the feature classifier for {data.name} (cached as {path})", flush=True)
         model, record = train_classifier(data, config)
-        _save_model(model, path)
+        save_model(model, path)
         write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(config), "dataset": data.name,
                                                 "n_train": len(data.x_train), **record})  # fmt: skip
     return FeatureClassifier(model, path).calibrate(data)
-
-
-def _save_model(model: keras.Model, path: Path) -> None:
-    """``model.save`` to a temporary file, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
-    try:
-        model.save(tmp / path.name)
-        os.replace(tmp / path.name, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

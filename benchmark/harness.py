@@ -209,6 +209,7 @@ def train_unit(
         **scores,
         **timing(recorder.epoch_seconds, len(data.x_train), train_seconds),
         "eval_seconds": eval_seconds,
+        "train_mflop_per_sample": model.train_flops_per_sample() / 1e6,
         "n_train": len(data.x_train),
         "n_test": len(data.x_test),
         "resumed_from_epoch": progress.resumed_from_epoch,

@@ -71,7 +71,7 @@ def measure_model(name: str, *, batch_size: int, steps: int, image_shape: tuple[
     model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     first = time.perf_counter() - start
     timings = []
-    for _ in range(2):
+    for _ in range(3):
         start = time.perf_counter()
         model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         timings.append(time.perf_counter() - start)
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all registered)")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
-    parser.add_argument("--steps", type=int, default=40, help="training steps per timed epoch (default: 40)")
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timed epoch (default: 100)")
     parser.add_argument("--out", type=Path, default=Path("reports/speed"), help="folder for speed.csv (default: reports/speed)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser

@@ -15,7 +15,20 @@ from models.losses import gaussian_kl
 from models.networks import build_decoder, build_encoder
 
 
-class VAE(Autoencoder):
+class GaussianPosterior:
+    """q(z|x) = N(z_mean, exp(z_log_var)) from an encoder with a mean and a log-variance head."""
+
+    def encode(self, x, training: bool = False):
+        z_mean, _ = self.encoder(x, training=training)
+        return z_mean
+
+    def sample_posterior(self, z_mean, z_log_var):
+        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+
+class VAE(GaussianPosterior, Autoencoder):
     variational = True
 
     def __init__(self, image_shape, latent_dim: int, **kwargs):
@@ -30,15 +43,6 @@ class VAE(Autoencoder):
     def reconstruction_nll(self, x, logits):
         """-log p(x|z) per image, (batch,), from the decoder's logits."""
         raise NotImplementedError
-
-    def encode(self, x, training: bool = False):
-        z_mean, _ = self.encoder(x, training=training)
-        return z_mean
-
-    def sample_posterior(self, z_mean, z_log_var):
-        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
-        return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def call(self, x, training=False):
         z_mean, z_log_var = self.encoder(x, training=training)

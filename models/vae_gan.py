@@ -39,9 +39,11 @@ import keras
 from keras import ops
 
 from models.base import Autoencoder
+from models.flops import forward_flops
 from models.losses import gaussian_kl, gaussian_nll, squared_error
 from models.networks import build_decoder, build_discriminator, build_encoder
 from models.registry import register_model
+from models.vae import GaussianPosterior
 
 #: The three sub-networks, each trained by its own optimizer on its own loss.
 PARTS = ("encoder", "decoder", "discriminator")
@@ -74,7 +76,7 @@ def bce_fake(logit):
 
 
 @keras.saving.register_keras_serializable(package="vaebench")
-class VAEGAN(Autoencoder):
+class VAEGAN(GaussianPosterior, Autoencoder):
     """VAE-GAN on the shared backbone, plus a discriminator (``models.networks``).
 
     Parameters
@@ -174,6 +176,12 @@ class VAEGAN(Autoencoder):
             )
         }  # fmt: skip
 
+    def train_flops_per_sample(self) -> int:
+        """FLOPs of one training example, forward and backward (about 3x the forward): the
+        encoder on x, the decoder on z and z_p, the discriminator on x, x~ and x_p."""
+        enc, dec, dis = (forward_flops(getattr(self, part)) for part in PARTS)
+        return 3 * (enc + 2 * dec + 3 * dis)
+
     # -- optimizers -------------------------------------------------------------------------
 
     def make_optimizer(self) -> keras.optimizers.MultiOptimizer:
@@ -214,15 +222,6 @@ class VAEGAN(Autoencoder):
         self.optimizer.build(self.trainable_variables)
 
     # -- the model --------------------------------------------------------------------------
-
-    def encode(self, x, training: bool = False):
-        z_mean, _ = self.encoder(x, training=training)
-        return z_mean
-
-    def sample_posterior(self, z_mean, z_log_var):
-        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
-        return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def call(self, x, training=False):
         """(batch, H, W, C) -> q(z|x) and one sample z of it, each (batch, latent_dim)."""
