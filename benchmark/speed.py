@@ -51,7 +51,9 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_model(name: str, *, batch_size: int, steps: int, image_shape: tuple[int, int, int]) -> dict:
+def measure_model(
+    name: str, *, batch_size: int, steps: int, image_shape: tuple[int, int, int], jit_compile: bool = True
+) -> dict:
     """Train ``name`` on synthetic images and time it; synthetic data cost the same FLOPs."""
     import keras
     import numpy as np
@@ -65,7 +67,7 @@ def measure_model(name: str, *, batch_size: int, steps: int, image_shape: tuple[
     x = rng.random((batch_size * steps, *image_shape), dtype=np.float32)
     keras.utils.set_random_seed(0)
     model = models.create_model(name, image_shape, 16, seed=0)
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=jit_compile)
 
     start = time.perf_counter()
     model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
@@ -92,6 +94,7 @@ def measure_model(name: str, *, batch_size: int, steps: int, image_shape: tuple[
         "model": name,
         "backend": keras.backend.backend(),
         "batch_size": batch_size,
+        "jit_compile": jit_compile,
         "samples_per_sec": len(x) / steady,
         "compile_seconds": max(0.0, first - steady),
         "eval_seconds": eval_seconds,
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
     parser.add_argument("--steps", type=int, default=100, help="training steps per timed epoch (default: 100)")
     parser.add_argument("--out", type=Path, default=Path("reports/speed"), help="folder for speed.csv (default: reports/speed)")
+    parser.add_argument("--no-jit", action="store_true", help="compile without XLA (TensorFlow), to measure what XLA gains")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser
 
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     shape = (28, 28, 1)
     if args.worker:
-        row = measure_model(args.worker, batch_size=args.batch_size, steps=args.steps, image_shape=shape)
+        row = measure_model(
+            args.worker, batch_size=args.batch_size, steps=args.steps, image_shape=shape, jit_compile=not args.no_jit
+        )
         print("RESULT " + json.dumps(row))
         return 0
 
@@ -134,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         command = [sys.executable, "-m", "benchmark.speed", "--worker", name,
                    "--batch-size", str(args.batch_size), "--steps", str(args.steps)]  # fmt: skip
+        if args.no_jit:
+            command.append("--no-jit")
         done = subprocess.run(command, capture_output=True, text=True)
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
