@@ -37,6 +37,7 @@ SUMMARY_SCORES = {
     "latent_acc_logreg": "higher",
     "latent_acc_knn": "higher",
     "neg_elbo": "lower",
+    "kl": "lower",
     "samples_per_sec": "higher",
 }
 
@@ -66,19 +67,22 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
     return float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n))
 
 
-def summary_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and model: ``seeds``, then per score ``_mean``, ``_std``, ``_ci95``, ``_rank``.
+def summary_frame(results: pd.DataFrame, axes: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """Per dataset, model and value of each of the grid's ``axes``: ``seeds``, then per score
+    ``_mean``, ``_std``, ``_ci95``, ``_rank``.
 
     Only completed units count. ``_std`` and ``_ci95`` are NaN with one seed; ``_rank`` ranks
-    the means within the dataset (1 = best).
+    the means within the dataset and axis values (1 = best).
     """
     ok = results[results["status"] == "ok"]
-    keys = ["dataset", "model"]
+    axes = [a for a in axes if a in ok]
+    keys = ["dataset", "model", *axes]
     scores = [s for s in SUMMARY_SCORES if s in ok and ok[s].notna().any()]
-    grouped = ok.groupby(keys, sort=True)[scores]
+    # dropna=False: a model without a swept parameter (an empty cell) keeps its rows.
+    grouped = ok.groupby(keys, sort=True, dropna=False)[scores]
     # Columns may arrive as object dtype (a score absent from some rows).
     mean, std, count = (getattr(grouped, f)().astype(float) for f in ("mean", "std", "count"))
-    columns = {"seeds": ok.groupby(keys, sort=True).size()}
+    columns = {"seeds": ok.groupby(keys, sort=True, dropna=False).size()}
     for score in scores:
         columns[f"{score}_mean"] = mean[score]
         columns[f"{score}_std"] = std[score]
@@ -86,7 +90,7 @@ def summary_frame(results: pd.DataFrame) -> pd.DataFrame:
             [ci_halfwidth(sd, int(n)) for sd, n in zip(std[score], count[score], strict=True)],
             index=mean.index,
         )
-        columns[f"{score}_rank"] = mean[score].groupby(level="dataset").rank(
+        columns[f"{score}_rank"] = mean[score].groupby(level=["dataset", *axes], dropna=False).rank(
             method="min", ascending=SUMMARY_SCORES[score] == "lower"
         )
     return pd.DataFrame(columns).reset_index()
@@ -123,9 +127,9 @@ def score_cell(row: pd.Series, score: str) -> str:
     return f"{f'**{value}**' if rank == 1 else value} {interval} #{rank}"
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
+def summary_markdown(summary: pd.DataFrame, axes: tuple[str, ...] | list[str] = ()) -> str:
     """The summary as a Markdown table (cells as ``score_cell``), with a one-line legend."""
-    table = summary[["dataset", "model", "seeds"]].copy()
+    table = summary[["dataset", "model", *[a for a in axes if a in summary], "seeds"]].copy()
     for score in SUMMARY_SCORES:
         if f"{score}_mean" in summary:
             table[score] = [score_cell(row, score) for _, row in summary.iterrows()]
@@ -136,11 +140,14 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return table.to_markdown(index=False) + "\n\n" + legend
 
 
-def write_tables(rows: list[dict], out: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``."""
+def write_tables(
+    rows: list[dict], out: Path, axes: tuple[str, ...] | list[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``; the summary
+    groups by the grid's ``axes`` (result columns) too."""
     results = results_frame(rows)
-    summary = summary_frame(results)
-    markdown = summary_markdown(summary)
+    summary = summary_frame(results, axes)
+    markdown = summary_markdown(summary, axes)
     write_atomic(out / "results.csv", results.to_csv(index=False))
     write_atomic(out / "summary.csv", summary.to_csv(index=False))
     write_atomic(out / "summary.md", markdown + "\n")

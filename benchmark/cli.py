@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import DEFAULT_LATENT_DIM, PRESETS, RANGES, RunConfig
+from benchmark.config import DEFAULT_LATENT_DIM, PRESETS, RANGES, RUN_AXES, RunConfig
 from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
 from benchmark.errors import UsageError
+from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
 
 PROG = "run_all.py"
 
@@ -59,6 +60,27 @@ def whole_number(key: str) -> Callable[[str], int]:
     return parse
 
 
+def whole_numbers(key: str) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type: comma-separated whole numbers, each in the range ``RANGES[key]``."""
+    parse = whole_number(key)
+
+    def parse_list(text: str) -> tuple[int, ...]:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text[:40]!r}")
+        return tuple(dict.fromkeys(parse(part) for part in parts))
+
+    return parse_list
+
+
+def set_spec(text: str) -> tuple[str, str, tuple[str, ...]]:
+    """An argparse type: ``MODEL.PARAM=V1,V2,...`` (checked against the model once it is known)."""
+    try:
+        return parse_set(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def name_list(text: str) -> tuple[str, ...]:
     """Comma-separated names, stripped, each once, in order."""
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
@@ -83,19 +105,28 @@ def build_parser() -> ArgumentParser:
         epilog="Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
     )
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds)")
-    parser.add_argument("--models", type=name_list, help="comma-separated model names (default: all registered)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds); "
+                             "latent, beta, likelihood-choice: one question each (see the README)")
+    parser.add_argument("--config", type=Path, metavar="GRID.toml",
+                        help="read the grid from a TOML file (keys as the flags, lists for axes, [set.MODEL] tables); flags override it")
+    parser.add_argument("--models", type=name_list, help="comma-separated model names (default: the preset's, else all registered)")
     parser.add_argument("--datasets", type=name_list, help=f"comma-separated datasets among {', '.join(DATASETS)} (default: the preset's)")
     parser.add_argument("--seeds", type=whole_number("seeds"), help="number of seeds per model, 0..N-1 (default: the preset's)")
-    parser.add_argument("--epochs", type=whole_number("epochs"), help="training epochs (default: the preset's)")
-    parser.add_argument("--latent-dim", type=whole_number("latent_dim"), help=f"latent size (default: {DEFAULT_LATENT_DIM})")
-    parser.add_argument("--batch-size", type=whole_number("batch_size"), help="training batch size (default: the preset's)")
-    parser.add_argument("--train-limit", type=whole_number("train_limit"), help="use the first N training images (default: the preset's)")
-    parser.add_argument("--test-limit", type=whole_number("test_limit"), help="score on the first N test images (default: the preset's)")
+    parser.add_argument("--epochs", type=whole_numbers("epochs"), help="training epochs, or a comma-separated list to sweep (default: the preset's)")
+    parser.add_argument("--latent-dim", type=whole_numbers("latent_dim"), help=f"latent size, or a list to sweep, e.g. 2,8,16,32 (default: {DEFAULT_LATENT_DIM})")
+    parser.add_argument("--batch-size", type=whole_numbers("batch_size"), help="training batch size, or a list (default: the preset's)")
+    parser.add_argument("--train-limit", type=whole_numbers("train_limit"), help="use the first N training images, or a list (default: the preset's)")
+    parser.add_argument("--test-limit", type=whole_numbers("test_limit"), help="score on the first N test images, or a list (default: the preset's)")
+    parser.add_argument("--set", type=set_spec, action="append", default=[], metavar="MODEL.PARAM=V1[,V2...]", dest="settings",
+                        help="set a model parameter, or sweep it over a list (repeatable; *.PARAM: every model that has it), "
+                             "e.g. vae_mse.obs_std=0.05,0.1 or *.beta=0.5,1,2")
     parser.add_argument("--data-dir", help="folder with <dataset>/*-ubyte.gz files (default: $VAEBENCH_DATA_DIR, else tensorflow-datasets)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
+    parser.add_argument("--reuse-stale", action="store_true",
+                        help="keep the results of units whose model settings or code changed since they were trained, marked stale=true (default: train them anew)")
+    parser.add_argument("--plan", action="store_true", help="print the grid's units and what would be done with each, then exit without training or writing")
     parser.add_argument("--plugins", type=name_list, metavar="MODULE[,MODULE]",
                         help=f"import these modules first; each may register extra models with models.register_model (they must be importable, e.g. through PYTHONPATH; default: ${PLUGINS_ENV})")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
@@ -105,52 +136,68 @@ def build_parser() -> ArgumentParser:
 
 
 def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
-    """Preset values overridden by the given flags, names checked against the registries."""
+    """The grid: flags override the grid file (``--config``), which overrides the preset;
+    names and model parameters checked against the registries."""
     import models  # imports Keras: only once the arguments are known to parse
 
-    preset = PRESETS[args.preset]
-    model_names = args.models or tuple(models.list_models())
+    grid = load_grid_file(args.config) if args.config is not None else {}
+    preset_name = args.preset or grid.get("preset") or "full"
+    if preset_name not in PRESETS:
+        raise UsageError(f"unknown preset {preset_name!r}; known presets: {', '.join(sorted(PRESETS))}")
+    preset = PRESETS[preset_name]
+
+    def pick(key, default=None):
+        value = getattr(args, key, None)
+        if value is not None:
+            return value
+        return grid.get(key, preset.get(key, default))
+
+    model_names = pick("models") or tuple(models.list_models())
     for name in model_names:
         if not models.is_model(name):
             raise UsageError(f"unknown model {name!r}; known models: {', '.join(models.list_models())}")
-    datasets = args.datasets or preset["datasets"]
+    datasets = pick("datasets")
     for name in datasets:
         if name not in DATASETS:
             raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    resolve_data_dir(args.data_dir)  # a data directory that was named must exist
-    out = args.out or Path("reports") / args.preset
+    data_dir = pick("data_dir")
+    resolve_data_dir(data_dir)  # a data directory that was named must exist
+    out = Path(pick("out", Path("reports") / preset_name))
     try:
         if out.exists() and not out.is_dir():
             raise UsageError(f"output directory {str(out)!r} is a file, not a folder")
     except OSError as exc:  # e.g. a name too long for the file system
         raise UsageError(f"output directory {str(out)!r} cannot be used: {exc.strerror}") from None
-
-    def pick(key):
-        value = getattr(args, key)
-        return preset[key] if value is None else value
-
+    settings = check_settings(
+        [
+            (f"preset {preset_name}", preset.get("set", {}), False),
+            (f"grid file {args.config.name}" if args.config else "grid file", grid.get("set", {}), False),
+            ("--set", flag_settings(args.settings), True),
+        ],
+        tuple(model_names),
+    )
     return RunConfig(
         models=tuple(model_names),
         datasets=tuple(datasets),
         seeds=pick("seeds"),
-        epochs=pick("epochs"),
-        latent_dim=DEFAULT_LATENT_DIM if args.latent_dim is None else args.latent_dim,
-        batch_size=pick("batch_size"),
-        train_limit=pick("train_limit"),
-        test_limit=pick("test_limit"),
         out=out,
-        preset=args.preset,
+        preset=preset_name,
         backend=backend,
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         force=args.force,
         plugins=plugin_names(args),
+        model_settings=settings,
+        reuse_stale=args.reuse_stale,
+        **{key: pick(key, DEFAULT_LATENT_DIM if key == "latent_dim" else None) for key in RUN_AXES},
     )
 
 
 def plugin_names(args: argparse.Namespace) -> tuple[str, ...]:
-    """``--plugins``, else ``$VAEBENCH_PLUGINS``."""
+    """``--plugins``, else the grid file's ``plugins``, else ``$VAEBENCH_PLUGINS``."""
     if args.plugins is not None:
         return args.plugins
+    if args.config is not None and (names := load_grid_file(args.config).get("plugins")):
+        return tuple(names)
     return tuple(n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip())
 
 
@@ -238,10 +285,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     config = resolve(args, keras.backend.backend())
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    rows = run_grid(config, environment=environment, verbose=verbose, command=command_record(argv))
-    results, summary, markdown = write_tables(rows, config.out)
+    rows = run_grid(config, environment=environment, verbose=verbose, command=command_record(argv),
+                    dry_run=args.plan)  # fmt: skip
+    if args.plan:
+        return 0
+    results, summary, markdown = write_tables(rows, config.out, axes=config.axes)
     print(f"\nSummary ({config.out}):\n{markdown}")
-    print(f"Report: {write_report(config.out, results, summary)}")
+    print(f"Report: {write_report(config.out, results, summary, axes=config.axes)}")
     failed = [r["unit_id"] for r in rows if r.get("status") != "ok"]
     if failed:
         print(f"{PROG}: {len(failed)} unit(s) failed: {', '.join(failed)}", file=sys.stderr)

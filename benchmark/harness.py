@@ -18,6 +18,13 @@ alone (``epoch_order``). The checkpoint is deleted once the unit is complete. A 
 resume includes compiling again, which the median in ``samples_per_sec`` ignores;
 ``resumed_from_epoch`` says where it resumed (0: trained in one go).
 
+Identity and stale units. Before the grid starts, every unit's identity is resolved
+(``benchmark.identity``): its model's full configuration, its code's fingerprint and its
+data's digest are part of its hash. A complete unit of the same grid point (model, dataset,
+seed and the chosen settings) whose identity differs is out of date: the run says why
+(``beta: 4.0 -> 0.5``, ``models/vae.py changed``) and trains the unit anew, unless
+``--reuse-stale`` keeps the old result, marked ``stale=true`` in its row.
+
 Reproducibility. A unit seeds Keras, NumPy and Python (``keras.utils.set_random_seed``), the
 model's own noise generator and its epoch orders from its seed. On the TensorFlow CPU backend
 the same command then gives bit-identical scores, resumed or not (measured on 2 cores with
@@ -27,6 +34,7 @@ tests allow a relative difference of ``REPRODUCIBILITY_RTOL`` (``tests/test_repr
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -42,11 +50,12 @@ import pandas as pd
 
 import models
 from benchmark.aggregate import write_tables
-from benchmark.config import RunConfig, UnitConfig
+from benchmark.config import RUN_AXES, RunConfig, UnitConfig, grid_point
 from benchmark.data import Dataset, load_dataset
 from benchmark.errors import UsageError
 from benchmark.evaluate import evaluate_model
 from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
+from benchmark.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
 from benchmark.io import (
     load_arrays,
     read_json_or_none,
@@ -161,8 +170,11 @@ def train_unit(
     keras.utils.set_random_seed(config.seed)
     model, progress = resume(config, unit_dir)
     if model is None:
+        # A resolved unit (``code`` filled in) builds from the chosen arguments, its
+        # model_config being their outcome; a config made by hand may give them in model_config.
+        args = config.model_args if config.code else {**config.model_config, **config.model_args}
         model = models.create_model(
-            config.model, data.image_shape, config.latent_dim, seed=config.seed, **config.model_config
+            config.model, data.image_shape, config.latent_dim, seed=config.seed, **args
         )
         model.compile(optimizer=model.make_optimizer(), jit_compile=True)
 
@@ -321,9 +333,15 @@ def timing(epoch_seconds: list[float], n_train: int, train_seconds: float) -> di
 
 
 def result_row(config: UnitConfig, outcome: dict[str, Any]) -> dict[str, Any]:
-    """A result row: the unit's config first, then its scores."""
+    """A result row: the unit's settings, its model's resolved parameters (one column each,
+    and ``model_config``, all of them), its scores, ``stale`` (False: trained as configured)."""
     cfg = config.to_dict()
-    return {**cfg, "model_config": cfg["model_config"], **outcome, "unit_id": config.unit_id}
+    version = cfg.pop("version")
+    for key in ("model_args", "code", "data"):
+        del cfg[key]
+    params = {k: v for k, v in config.model_config.items() if k not in cfg and k not in outcome}
+    return {**cfg, **params, **outcome, "vaebench_version": version, "stale": False,
+            "unit_id": config.unit_id}  # fmt: skip
 
 
 def completed(unit_dir: Path) -> dict[str, Any] | None:
@@ -356,7 +374,7 @@ def run_unit(
     unit_dir = units_dir / config.unit_id
     if not force and (row := completed(unit_dir)) is not None:
         print(f"[skip] {config.unit_id}: already complete", flush=True)
-        return row
+        return {**row, "stale": False}
     print(f"[train] {config.unit_id}", flush=True)
     # From here until a new result.json the unit is incomplete, whatever stops the run.
     (unit_dir / "result.json").unlink(missing_ok=True)
@@ -380,24 +398,222 @@ def run_unit(
     return row
 
 
-def grid_rows(run: RunConfig) -> list[dict[str, Any]]:
-    """The result rows on disk of ``run``'s units (complete or failed), in grid order."""
-    paths = [run.out / "units" / unit.unit_id / "result.json" for unit in run.units()]
-    return [row for row in map(read_json_or_none, paths) if isinstance(row, dict)]
+@dataclass
+class PlannedUnit:
+    """A unit of the grid, resolved, and what the run will do with it."""
+
+    config: UnitConfig  # with its identity filled in
+    label: str  # e.g. "vae_mse latent_dim=8 beta=1 seed 0"
+    flops: int  # training FLOPs per sample
+    n_train: int
+    complete: bool
+    #: Complete units of the same grid point with another identity, newest first:
+    #: (their folder, why they are out of date).
+    stale: list[tuple[Path, list[str]]] = field(default_factory=list)
+
+    def reused(self, run: RunConfig) -> Path | None:
+        """The out-of-date unit folder whose result this unit reports (``--reuse-stale``)."""
+        if run.reuse_stale and not run.force and not self.complete and self.stale:
+            return self.stale[0][0]
+        return None
+
+    def to_train(self, run: RunConfig) -> bool:
+        return run.force or (not self.complete and self.reused(run) is None)
 
 
 def load_datasets(run: RunConfig) -> dict[str, Dataset]:
-    """Every dataset of the run, cut to the limits and checked against the batch size."""
+    """Every dataset of the run, whole, checked against each batch size and training limit."""
     datasets = {}
     for name in run.datasets:
-        data = load_dataset(name, run.data_dir).subset(run.train_limit, run.test_limit)
-        if run.batch_size > len(data.x_train):
-            raise UsageError(
-                f"--batch-size {run.batch_size} is larger than the {len(data.x_train)} training "
-                f"images of {name}"
-            )
+        data = load_dataset(name, run.data_dir)
+        for limit in run.train_limit:
+            n = len(data.x_train[:limit])
+            for batch_size in run.batch_size:
+                if batch_size > n:
+                    raise UsageError(
+                        f"--batch-size {batch_size} is larger than the {n} training images of {name}"
+                    )
         datasets[name] = data
     return datasets
+
+
+class DataCache:
+    """The datasets cut to each unit's limits, and their identities, computed once each."""
+
+    def __init__(self, datasets: dict[str, Dataset]):
+        self.datasets = datasets
+        self._cut: dict[tuple, tuple[Dataset, dict[str, Any]]] = {}
+
+    def _entry(self, config: UnitConfig) -> tuple[Dataset, dict[str, Any]]:
+        key = (config.dataset, config.train_limit, config.test_limit)
+        if key not in self._cut:
+            data = self.datasets[config.dataset].subset(config.train_limit, config.test_limit)
+            self._cut[key] = (data, dataset_identity(data))
+        return self._cut[key]
+
+    def data(self, config: UnitConfig) -> Dataset:
+        return self._entry(config)[0]
+
+    def identity(self, config: UnitConfig) -> dict[str, Any]:
+        return self._entry(config)[1]
+
+
+def saved_units(units_dir: Path) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """The complete units in ``units_dir`` by grid point (JSON of ``grid_point``), newest first."""
+    found: dict[str, list[tuple[float, Path, dict[str, Any]]]] = {}
+    if not units_dir.is_dir():
+        return {}
+    for unit_dir in units_dir.iterdir():
+        config = read_json_or_none(unit_dir / "config.json")
+        if not isinstance(config, dict) or completed(unit_dir) is None:
+            continue
+        key = json.dumps(grid_point(config), sort_keys=True, default=str)
+        mtime = (unit_dir / "result.json").stat().st_mtime
+        found.setdefault(key, []).append((mtime, unit_dir, config))
+    return {
+        key: [(d, c) for _, d, c in sorted(units, key=lambda u: u[0], reverse=True)]
+        for key, units in found.items()
+    }
+
+
+def unit_label(config: UnitConfig, run: RunConfig) -> str:
+    """The model, the unit's value of each axis of the grid, the seed (and the dataset when
+    the run has several): ``vae_mse latent_dim=8 beta=1 seed 0``."""
+    parts = [config.model]
+    if len(run.datasets) > 1:
+        parts.append(f"on {config.dataset}")
+    cfg = config.to_dict()
+    for axis in run.axes:
+        value = cfg[axis] if axis in RUN_AXES else config.model_config.get(axis, "-")
+        parts.append(f"{axis}={value:g}" if isinstance(value, float) else f"{axis}={value}")
+    return " ".join([*parts, f"seed {config.seed}"])
+
+
+def plan_grid(run: RunConfig, data: DataCache) -> list[PlannedUnit]:
+    """Every unit of ``run`` resolved, with what exists of it in ``run.out``. Builds each
+    distinct model once (a value it refuses is a ``UsageError``); writes nothing."""
+    units_dir = run.out / "units"
+    saved = saved_units(units_dir)
+    built: dict[str, tuple[dict[str, Any], dict[str, str], int]] = {}
+    plan = []
+    for unit in run.units():
+        shape = data.data(unit).image_shape
+        key = json.dumps([unit.model, shape, unit.latent_dim, unit.model_args], sort_keys=True)
+        if key not in built:
+            built[key] = model_identity(unit, shape)
+        config = resolve_unit(unit, built[key], data.identity(unit))
+        complete = completed(units_dir / config.unit_id) is not None
+        point = json.dumps(grid_point(config.to_dict()), sort_keys=True, default=str)
+        stale = [
+            (unit_dir, stale_reasons(old, config))
+            for unit_dir, old in saved.get(point, [])
+            if unit_dir.name != config.unit_id
+        ]
+        plan.append(PlannedUnit(
+            config=config, label=unit_label(config, run), flops=built[key][2],
+            n_train=len(data.data(unit).x_train), complete=complete, stale=[] if complete else stale,
+        ))  # fmt: skip
+    return plan
+
+
+def measured_flop_rates(units_dir: Path) -> dict[str, float]:
+    """The training FLOP rate (FLOP/s) last measured per model in ``units_dir``'s complete
+    units, and under ``""`` the last one of any model."""
+    measured = []
+    if units_dir.is_dir():
+        for unit_dir in units_dir.iterdir():
+            row = completed(unit_dir)
+            if row is None:
+                continue
+            try:
+                rate = float(row["samples_per_sec"]) * float(row["train_mflop_per_sample"]) * 1e6
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(rate) and rate > 0:
+                measured.append(((unit_dir / "result.json").stat().st_mtime, row.get("model"), rate))
+    rates: dict[str, float] = {}
+    for _, model, rate in sorted(measured, key=lambda m: m[0]):
+        rates[str(model)] = rates[""] = rate
+    return rates
+
+
+def estimate_seconds(plan: list[PlannedUnit], run: RunConfig) -> tuple[float | None, float | None]:
+    """(Seconds of training left, from each unit's FLOPs and the last measured FLOP rate of
+    its model, else of any model; that rate in FLOP/s) or (None, None) when none is measured."""
+    rates = measured_flop_rates(run.out / "units")
+    if not rates:
+        return None, None
+    seconds = sum(
+        p.config.epochs * p.n_train * p.flops / rates.get(p.config.model, rates[""])
+        for p in plan
+        if p.to_train(run)
+    )
+    return seconds, rates[""]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def print_plan(plan: list[PlannedUnit], run: RunConfig, *, every_unit: bool = False) -> None:
+    """The grid in a few lines: units, complete, out of date, to train, a time estimate;
+    then each out-of-date unit and why. ``every_unit``: also one line per unit."""
+    n_complete = sum(p.complete for p in plan)
+    n_stale = sum(bool(p.stale) for p in plan)
+    n_train = sum(p.to_train(run) for p in plan)
+    seconds, rate = estimate_seconds(plan, run)
+    if not n_train:
+        estimate = "nothing to train"
+    elif seconds is None:
+        estimate = f"estimated training time: unknown (no measured throughput in {run.out})"
+    else:
+        estimate = (f"estimated training time: {_duration(seconds)} (the units' FLOPs at the "
+                    f"last measured {rate / 1e9:.3g} GFLOP/s)")  # fmt: skip
+    axes = f"; axes: {', '.join(run.axes)}" if run.axes else ""
+    print(f"Grid: {_count(len(plan), 'unit')} ({_count(len(run.models), 'model')}, "
+          f"{_count(len(run.datasets), 'dataset')}, {_count(run.seeds, 'seed')}{axes}): "
+          f"{n_complete} complete, {n_stale} out of date, {n_train} to train; {estimate}", flush=True)  # fmt: skip
+    if n_stale:
+        action = ("kept as they are (--reuse-stale), their rows marked stale=true"
+                  if run.reuse_stale and not run.force else "trained anew (--reuse-stale would keep the old results)")  # fmt: skip
+        print(f"Out of date: {_count(n_stale, 'unit')}, whose settings or code changed since "
+              f"{'it was' if n_stale == 1 else 'they were'} trained; {action}:", flush=True)  # fmt: skip
+        for p in plan:
+            if p.stale:
+                unit_dir, reasons = p.stale[0]
+                print(f"  {unit_dir.name} ({p.label}): {'; '.join(reasons)}", flush=True)
+    if every_unit:
+        for i, p in enumerate(plan, 1):
+            state = ("complete" if p.complete and not run.force
+                     else "reuse stale" if p.reused(run) else "train")  # fmt: skip
+            print(f"[{i}/{len(plan)}] {p.label}: {p.config.unit_id} ({state})", flush=True)
+
+
+def reported_rows(plan: list[PlannedUnit], run: RunConfig) -> list[dict[str, Any]]:
+    """The result rows on disk of the planned units (complete or failed), in grid order; an
+    out-of-date unit kept with ``--reuse-stale`` stands for its grid point, marked stale."""
+    rows = []
+    for p in plan:
+        reused = p.reused(run)
+        unit_dir = reused or run.out / "units" / p.config.unit_id
+        row = read_json_or_none(unit_dir / "result.json")
+        if isinstance(row, dict):
+            rows.append({**row, "stale": reused is not None})
+    return rows
+
+
+def grid_rows(run: RunConfig) -> list[dict[str, Any]]:
+    """The result rows on disk of ``run``'s units (complete or failed), in grid order."""
+    plan = plan_grid(run, DataCache(load_datasets(run)))
+    return reported_rows(plan, run)
 
 
 def run_grid(
@@ -406,43 +622,54 @@ def run_grid(
     environment: Callable[[], dict[str, Any]],
     verbose: int = 1,
     command: dict[str, Any] | None = None,
+    dry_run: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every unit of ``run`` not yet complete; return all rows of the grid.
 
-    Data are loaded and checked before anything is written, so bad input leaves no files.
+    Data are loaded, every unit resolved and the plan printed before anything is written,
+    so bad input leaves no files; ``dry_run`` stops there (one line per unit) and returns [].
     ``config.json`` records ``run``, ``environment()`` and the ``command`` that started it;
     ``environment`` is called only once the input has passed, because probing devices makes
     some backends log to stderr. On Ctrl-C the tables are written from the units complete so
     far, then KeyboardInterrupt propagates.
     """
-    datasets = load_datasets(run)
-    classifiers: dict[str, FeatureClassifier] = {}
+    data = DataCache(load_datasets(run))
+    plan = plan_grid(run, data)
+    print_plan(plan, run, every_unit=dry_run)
+    if dry_run:
+        return []
+    classifiers: dict[tuple, FeatureClassifier] = {}
 
-    def classifier_for(name: str) -> Callable[[], FeatureClassifier]:
-        # Loaded (or trained and cached) once per dataset, on first need.
+    def classifier_for(unit: UnitConfig) -> Callable[[], FeatureClassifier]:
+        # Loaded (or trained and cached) once per dataset and limits, on first need.
+        key = (unit.dataset, unit.train_limit, unit.test_limit)
+
         def get() -> FeatureClassifier:
-            if name not in classifiers:
-                classifiers[name] = load_or_train(datasets[name], cache_dir_for(run.out))
-            return classifiers[name]
+            if key not in classifiers:
+                classifiers[key] = load_or_train(data.data(unit), cache_dir_for(run.out))
+            return classifiers[key]
 
         return get
 
     with run_lock(run.out):
-        record = {"run": run.to_dict(), "environment": environment(), "command": command or {}}
+        record = {"run": {**run.to_dict(), "axes": run.axes}, "environment": environment(),
+                  "command": command or {}}  # fmt: skip
         write_json(run.out / "config.json", record)
         units_dir = run.out / "units"
+        rows = []
         try:
-            return [
-                run_unit(
-                    unit,
-                    datasets[unit.dataset],
-                    units_dir,
-                    force=run.force,
-                    verbose=verbose,
-                    classifier=classifier_for(unit.dataset),
-                )
-                for unit in run.units()
-            ]
+            for i, p in enumerate(plan, 1):
+                print(f"[{i}/{len(plan)}] {p.label}", flush=True)
+                reused = p.reused(run)
+                if reused is not None:
+                    print(f"[stale] {reused.name}: kept, out of date ({'; '.join(p.stale[0][1])})", flush=True)
+                    rows.append({**completed(reused), "stale": True})
+                    continue
+                rows.append(run_unit(
+                    p.config, data.data(p.config), units_dir, force=run.force, verbose=verbose,
+                    classifier=classifier_for(p.config),
+                ))  # fmt: skip
+            return rows
         except KeyboardInterrupt:
-            write_tables(grid_rows(run), run.out)
+            write_tables(reported_rows(plan, run), run.out, axes=run.axes)
             raise

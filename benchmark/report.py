@@ -36,6 +36,7 @@ SCORE_HELP = {
     "latent_acc_logreg": "test accuracy of logistic regression on the latent means",
     "latent_acc_knn": "test accuracy of k-nearest neighbours on the latent means",
     "neg_elbo": "negative ELBO (nats per image; VAEs only)",
+    "kl": "KL(q(z|x) || p(z)) on the test split, the rate (nats per image; VAEs only)",
     "samples_per_sec": "training throughput (images per second)",
 }
 
@@ -346,8 +347,12 @@ def run_meta(out: Path) -> str:
     return " · ".join(parts)
 
 
-def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame) -> Path:
+def write_report(
+    out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: tuple[str, ...] | list[str] = ()
+) -> Path:
     """Write ``out/report.html`` and its figures (``out/figures/*.png``); returns the page's path.
+
+    ``axes``: the result columns that vary across the grid (not yet shown as trends).
 
     Figures of earlier runs into ``out`` that this run did not redraw are removed, so the
     folder holds exactly what the page links.

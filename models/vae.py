@@ -1,8 +1,10 @@
 """The variational autoencoder shared by the likelihood variants (``vae_mse``, ``vae_bernoulli``).
 
 q(z|x) = N(z_mean, exp(z_log_var)), prior N(0, I), and a decoder p(x|z) whose negative
-log-likelihood each subclass defines in ``reconstruction_nll``. The loss is the negative ELBO
-per image, averaged over the batch: E_q[-log p(x|z)] (one reparameterized sample) + KL.
+log-likelihood each subclass defines in ``reconstruction_nll``. The training loss per image,
+averaged over the batch, is E_q[-log p(x|z)] (one reparameterized sample) + beta * KL: the
+negative ELBO at ``beta = 1``, the beta-VAE objective otherwise (Higgins et al., 2017). Scores
+use the true negative ELBO (``elbo_terms``), whatever ``beta``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ class GaussianPosterior:
 
 
 class VAE(GaussianPosterior, Autoencoder):
+    """A VAE with KL weight ``beta`` (>= 0; 1 is the ELBO, larger trades reconstruction for a
+    posterior closer to the prior, smaller the reverse)."""
+
     variational = True
 
-    def __init__(self, image_shape, latent_dim: int, **kwargs):
+    def __init__(self, image_shape, latent_dim: int, beta: float = 1.0, **kwargs):
         super().__init__(image_shape, latent_dim, **kwargs)
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.beta = float(beta)
         self.encoder = build_encoder(self.image_shape, self.latent_dim, variational=True)
         self.decoder = build_decoder(self.image_shape, self.latent_dim)
         # A tracked generator, so each step draws new noise (and JAX carries its state).
@@ -59,4 +67,7 @@ class VAE(GaussianPosterior, Autoencoder):
         kl = gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])
         self.nll_tracker.update_state(nll)
         self.kl_tracker.update_state(kl)
-        return ops.mean(nll + kl)
+        return ops.mean(nll + self.beta * kl)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}

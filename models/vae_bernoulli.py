@@ -24,5 +24,5 @@ class BernoulliVAE(VAE):
 
 
 @register_model
-def vae_bernoulli(image_shape, latent_dim: int = 16, **config) -> BernoulliVAE:
-    return BernoulliVAE(image_shape, latent_dim, **config)
+def vae_bernoulli(image_shape, latent_dim: int = 16, beta: float = 1.0, **config) -> BernoulliVAE:
+    return BernoulliVAE(image_shape, latent_dim, beta=beta, **config)

@@ -33,7 +33,7 @@ carries all of their state on every backend.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import keras
 from keras import ops
@@ -108,6 +108,9 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         ``equilibrium + margin`` (it is losing), and neither when both would be. ln 2 = 0.69
         is the cross-entropy of a discriminator that cannot tell. ``margin=None`` turns the
         gate off.
+    beta : float, default=1.0
+        Weight of L_prior in the encoder's loss (``beta * L_prior + L_llike``), as in a
+        beta-VAE (Higgins et al., 2017); 1 is the paper's loss.
     seed : int or None, default=None
         Seed of the model's noise (reparameterization and prior samples).
 
@@ -143,9 +146,12 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         learning_rate: float = 1e-3,
         equilibrium: float = 0.68,
         margin: float | None = 0.4,
+        beta: float = 1.0,
         **kwargs,
     ):
         super().__init__(image_shape, latent_dim, **kwargs)
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
         if not gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
         if generator_loss not in GENERATOR_LOSSES:
@@ -156,6 +162,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if margin is not None and not margin >= 0:
             raise ValueError(f"margin must be >= 0 or None, got {margin}")
+        self.beta = float(beta)
         self.gamma = float(gamma)
         self.feature_layer = int(feature_layer)
         self.generator_loss = generator_loss
@@ -291,7 +298,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         reaching only its part; the gate zeroes the decoder's or the discriminator's."""
         terms = self.loss_terms(x, y_pred)
         real_logit, fake_logits = terms["real_logit"], terms["fake_logits"]
-        enc_loss = ops.mean(terms["kl"] + terms["llike_enc"])
+        enc_loss = ops.mean(self.beta * terms["kl"] + terms["llike_enc"])
         dec_loss = ops.mean(self.gamma * terms["llike_dec"] + terms["generator"])
         dis_loss = ops.mean(terms["gan"])
         dec_on, dis_on = self.gate(
@@ -335,9 +342,32 @@ class VAEGAN(GaussianPosterior, Autoencoder):
             "learning_rate": self.learning_rate,
             "equilibrium": self.equilibrium,
             "margin": self.margin,
+            "beta": self.beta,
         }
 
 
 @register_model
-def vae_gan(image_shape, latent_dim: int = 16, **config) -> VAEGAN:
-    return VAEGAN(image_shape, latent_dim, **config)
+def vae_gan(
+    image_shape,
+    latent_dim: int = 16,
+    gamma: float = 0.03,
+    feature_layer: int = 2,
+    generator_loss: Literal["non_saturating", "minimax"] = "non_saturating",
+    learning_rate: float = 1e-3,
+    equilibrium: float = 0.68,
+    margin: float | None = 0.4,
+    beta: float = 1.0,
+    **config,
+) -> VAEGAN:
+    return VAEGAN(
+        image_shape,
+        latent_dim,
+        gamma=gamma,
+        feature_layer=feature_layer,
+        generator_loss=generator_loss,
+        learning_rate=learning_rate,
+        equilibrium=equilibrium,
+        margin=margin,
+        beta=beta,
+        **config,
+    )

@@ -34,5 +34,7 @@ class GaussianVAE(VAE):
 
 
 @register_model
-def vae_mse(image_shape, latent_dim: int = 16, obs_std: float = 0.1, **config) -> GaussianVAE:
-    return GaussianVAE(image_shape, latent_dim, obs_std=obs_std, **config)
+def vae_mse(
+    image_shape, latent_dim: int = 16, obs_std: float = 0.1, beta: float = 1.0, **config
+) -> GaussianVAE:
+    return GaussianVAE(image_shape, latent_dim, obs_std=obs_std, beta=beta, **config)

@@ -105,8 +105,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stub_run_grid(run: RunConfig, **kwargs) -> list:
     """Stands in for training: checks that only valid settings got this far."""
     for key, (low, high) in RANGES.items():
-        value = getattr(run, key)
-        assert value is None or low <= value <= high, (key, value)
+        values = getattr(run, key)
+        for value in values if isinstance(values, tuple) else (values,):
+            assert value is None or low <= value <= high, (key, value)
     assert set(run.datasets) <= set(DATASETS)
     assert not run.out.exists() or run.out.is_dir()
     raise ReachedTraining
