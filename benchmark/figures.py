@@ -220,11 +220,19 @@ def _x_positions(lines: list[Line]) -> tuple[dict, bool]:
     return {v: float(i) for i, v in enumerate(values)}, False
 
 
-def trend_figure(panels: dict[str, list[Line]], axis: str, path: Path, *, title: str) -> Path:
+def line_colours(labels: list[str]) -> dict[str, tuple]:
+    """A colour per line label, the same in every figure drawn with the same labels."""
+    labels = sorted(set(labels))
+    return dict(zip(labels, _class_colours(len(labels)), strict=True))
+
+
+def trend_figure(
+    panels: dict[str, list[Line]], axis: str, path: Path, *, title: str, colours: dict[str, tuple] | None = None
+) -> Path:
     """One panel per score: its mean against ``axis``, one line per model, with the 95% band."""
     panels = {score: lines for score, lines in panels.items() if lines}
     labels = sorted({line.label for lines in panels.values() for line in lines})
-    colours = dict(zip(labels, _class_colours(len(labels)), strict=True))
+    colours = colours or line_colours(labels)
     n_cols = min(CURVE_COLUMNS, max(1, len(panels)))
     n_rows = max(1, -(-len(panels) // n_cols))
     fig = Figure(figsize=(2.9 * n_cols, 2.3 * n_rows + 0.7))
@@ -267,11 +275,12 @@ class RatePoints:
     settings: list[str]
 
 
-def rate_distortion_figure(lines: list[RatePoints], path: Path, *, title: str, axis: str) -> Path:
+def rate_distortion_figure(
+    lines: list[RatePoints], path: Path, *, title: str, axis: str, colours: dict[str, tuple] | None = None
+) -> Path:
     """The rate–distortion plane (Alemi et al. 2018): rate = KL in nats, distortion = the
     reconstruction cross-entropy in nats per image; each model's points joined in axis order."""
-    labels = sorted({line.label for line in lines})
-    colours = dict(zip(labels, _class_colours(len(labels)), strict=True))
+    colours = colours or line_colours([line.label for line in lines])
     fig = Figure(figsize=(5.6, 4.2))
     ax = fig.add_subplot()
     for line in lines:

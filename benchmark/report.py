@@ -142,8 +142,10 @@ def _seeds_text(n1: int, n2: int) -> str:
     return f"over {n1} seeds" if n1 == n2 else f"over {n1} and {n2} seeds"
 
 
-def finding(rows: pd.DataFrame, item: Finding) -> str | None:
+def finding(rows: pd.DataFrame, item: Finding, where: str = "") -> str | None:
     """One sentence on the best model of ``rows`` (one dataset and setting) at ``item.score``.
+
+    ``where`` names the setting (``latent_dim 8``) when the grid sweeps one.
 
     The best model is compared with each other ranked model by Welch's t-test over seeds; the
     p-values are Holm-adjusted over the comparisons made. A difference is claimed only where
@@ -160,7 +162,7 @@ def finding(rows: pd.DataFrame, item: Finding) -> str | None:
     best, others = ranked.iloc[0], ranked.iloc[1:]
     mean = f"{score}_mean"
     n_best = int(best["seeds"])
-    lead = f"{score}: {best['model']} has the {'lowest' if lower else 'highest'} mean, {best[mean]:.{d}f}"
+    lead = f"{score}{f' at {where}' if where else ''}: {best['model']} has the {'lowest' if lower else 'highest'} mean, {best[mean]:.{d}f}"
     lead += f" ({n_best} seeds)" if n_best > 1 else " (one seed)"
     p = [welch_p(best[mean], best[f"{score}_std"], n_best, o[mean], o[f"{score}_std"], int(o["seeds"]))
          for _, o in others.iterrows()]  # fmt: skip
@@ -208,8 +210,8 @@ def findings(summary: pd.DataFrame, dataset: str, axes: Sequence[str] = ()) -> l
     sentences = []
     groups = rows.groupby(axes, sort=True, dropna=False) if axes else [((), rows)]
     for _, group in groups:
-        prefix = f"At {setting_text(group.iloc[0], axes)}: " if axes else ""
-        sentences += [prefix + s for s in (finding(group, item) for item in FINDINGS) if s]
+        where = setting_text(group.iloc[0], axes)
+        sentences += [s for s in (finding(group, item, where) for item in FINDINGS) if s]
     single = sorted(set(rows.loc[rows["seeds"] < 2, "model"]))
     if sentences and single:
         who = "every model" if len(single) == rows["model"].nunique() else ", ".join(single)

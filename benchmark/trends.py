@@ -186,9 +186,10 @@ def dataset_trends(
         drawn = []
         panels = {s: _figure_lines(score_lines(rows, axis, axes, s), axis, s) for s in TREND_SCORES}
         panels = {s: lines for s, lines in panels.items() if lines}
+        colours = figures.line_colours([line.label for lines in panels.values() for line in lines])
         if panels:
             path = figures.trend_figure(panels, axis, fig_dir / f"{dataset}-trend-{_slug(axis)}.png",
-                                        title=f"{dataset}: scores against {axis}")  # fmt: skip
+                                        title=f"{dataset}: scores against {axis}", colours=colours)  # fmt: skip
             drawn.append((path, f"Each score's mean against {axis}, one line per model, with the 95% t-interval "
                                 "over seeds as a band (none with one seed). N(0, I)-sample scores of models "
                                 "without a prior are not drawn."))  # fmt: skip
@@ -200,7 +201,8 @@ def dataset_trends(
         ]  # fmt: skip
         if rd:
             path = figures.rate_distortion_figure(rd, fig_dir / f"{dataset}-rate-distortion-{_slug(axis)}.png",
-                                                  title=f"{dataset}: rate and distortion over {axis}", axis=axis)  # fmt: skip
+                                                  title=f"{dataset}: rate and distortion over {axis}", axis=axis,
+                                                  colours=colours if {p.label for p in rd} <= colours.keys() else None)  # fmt: skip
             drawn.append((path, "Rate (KL, nats per image) against distortion (recon_bce, nats per image, the "
                                 f"same quantity for every model; Alemi et al. 2018): means over seeds, each "
                                 f"model's points joined in order of {axis}."))  # fmt: skip

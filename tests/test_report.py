@@ -307,3 +307,11 @@ def test_interpolation_runs_between_the_pairs_latent_means():
     np.testing.assert_allclose(paths[:, -1], x[pairs[:, 1]], rtol=1e-6)
     np.testing.assert_allclose(paths[:, 2], (x[pairs[:, 0]] + x[pairs[:, 1]]) / 2, rtol=1e-6)
     assert len(interpolation_pairs(np.zeros(5, int), 3)) == 0  # one class: no pairs
+
+
+def test_every_summary_score_has_its_legend_text():
+    from benchmark.aggregate import SUMMARY_SCORES
+    from benchmark.report import SCORE_HELP
+
+    assert set(SCORE_HELP) == set(SUMMARY_SCORES)
+    assert all(SCORE_HELP.values())
