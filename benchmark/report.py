@@ -145,11 +145,10 @@ def _seeds_text(n1: int, n2: int) -> str:
 def finding(rows: pd.DataFrame, item: Finding, where: str = "") -> str | None:
     """One sentence on the best model of ``rows`` (one dataset and setting) at ``item.score``.
 
-    ``where`` names the setting (``latent_dim 8``) when the grid sweeps one.
-
     The best model is compared with each other ranked model by Welch's t-test over seeds; the
     p-values are Holm-adjusted over the comparisons made. A difference is claimed only where
     the adjusted p-value is below ``ALPHA``; with one seed no test is made and none is claimed.
+    ``where`` names the setting (``latent_dim 8``) when the grid sweeps one.
     """
     score = item.score
     if f"{score}_rank" not in rows:
@@ -162,7 +161,8 @@ def finding(rows: pd.DataFrame, item: Finding, where: str = "") -> str | None:
     best, others = ranked.iloc[0], ranked.iloc[1:]
     mean = f"{score}_mean"
     n_best = int(best["seeds"])
-    lead = f"{score}{f' at {where}' if where else ''}: {best['model']} has the {'lowest' if lower else 'highest'} mean, {best[mean]:.{d}f}"
+    at = f" at {where}" if where else ""
+    lead = f"{score}{at}: {best['model']} has the {'lowest' if lower else 'highest'} mean, {best[mean]:.{d}f}"
     lead += f" ({n_best} seeds)" if n_best > 1 else " (one seed)"
     p = [welch_p(best[mean], best[f"{score}_std"], n_best, o[mean], o[f"{score}_std"], int(o["seeds"]))
          for _, o in others.iterrows()]  # fmt: skip
@@ -191,7 +191,7 @@ def finding(rows: pd.DataFrame, item: Finding, where: str = "") -> str | None:
     if is_prior_sample_score(score) and HAS_PRIOR in rows and len(excluded):
         names = ", ".join(excluded.loc[~excluded[HAS_PRIOR].astype(bool), "model"])
         if names:
-            sentence += f" Not ranked: {names} (no prior; its N(0, I) samples are shown in the table only)."
+            sentence += f" Not ranked: {names} (no prior: N(0, I) samples shown in the table only)."
     return sentence
 
 

@@ -88,6 +88,8 @@ def trend_sentence(label: str, group: pd.DataFrame, axis: str, score: str) -> st
     xs = [setting_value(x) for x in group[axis]]
     mean, std = (group[f"{score}_{s}"].to_numpy(float) for s in ("mean", "std"))
     seeds = group["seeds"].to_numpy(int)
+    if np.ptp(mean) == 0:
+        return f"{score} of {label} is {mean[0]:.{d}f} at every {axis}; means over {_seeds(seeds)}."
     if not is_ranked(score):
         text = f"{score} of {label} goes from {mean[0]:.{d}f} at {axis} {xs[0]} to {mean[-1]:.{d}f} at {axis} {xs[-1]}"
         lo, hi = int(np.argmin(mean)), int(np.argmax(mean))
@@ -96,7 +98,7 @@ def trend_sentence(label: str, group: pd.DataFrame, axis: str, score: str) -> st
         return text + f"; means over {_seeds(seeds)}."
     lower = SUMMARY_SCORES[score] == LOWER
     best = int(np.argmin(mean) if lower else np.argmax(mean))
-    ends = [i for i in (0, len(mean) - 1) if i != best]
+    ends = [i for i in (0, len(mean) - 1) if i != best and mean[i] != mean[best]]
     p = holm([welch_p(mean[best], std[best], seeds[best], mean[i], std[i], seeds[i]) for i in ends])
     m = int(np.sum(~np.isnan(p)))
     worse, better = ("rises", "falls") if lower else ("falls", "rises")

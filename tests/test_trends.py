@@ -112,3 +112,10 @@ def test_compare_matches_rows_by_setting():
     changed = table[table["change"] != "same"]
     assert len(changed) == 1 and changed.iloc[0]["change"] == "better" and changed.iloc[0]["latent_dim"] == 8
     assert len(table[table["score"] == "fd_sample"]) == 9  # ae rows (no beta) matched too
+
+
+def test_a_flat_trend_says_so():
+    group = pd.DataFrame({"model": "m", "latent_dim": [2, 8], "seeds": 2, "kl_mean": 3.5, "kl_std": 0.1,
+                          "fd_sample_mean": 4.0, "fd_sample_std": 0.1})  # fmt: skip
+    assert trend_sentence("m", group, "latent_dim", "fd_sample") == "fd_sample of m is 4.00 at every latent_dim; means over 2 seeds."
+    assert trend_sentence("m", group, "latent_dim", "kl").startswith("kl of m is 3.50 at every latent_dim")
