@@ -1,5 +1,8 @@
 """Figures of one trained unit, each a PNG written from the unit's saved arrays.
 
+Also the figures of a sweep: scores against a swept setting, the rate–distortion plane and
+the same test images reconstructed at every setting.
+
 Built on ``matplotlib.figure.Figure`` (no pyplot): rendering goes through the Agg canvas,
 needs no display and keeps no global figure state. Images are (n, H, W, C) in [0, 1] with
 C = 1 (greyscale) or 3.
@@ -7,6 +10,7 @@ C = 1 (greyscale) or 3.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,5 +182,158 @@ def sharpness_figure(real: np.ndarray, recon: np.ndarray, sample: np.ndarray, pa
     ax.set_xlabel("sharpness: variance of the Laplacian (log scale)")
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+# --- trends over a swept setting ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One model's means of a score at each value of a swept setting.
+
+    ``x`` (k,) the setting's values in axis order (numbers or labels), ``mean`` (k,) the mean
+    over seeds, ``half`` (k,) the half-width of its 95% interval (NaN with one seed).
+    """
+
+    label: str
+    x: np.ndarray
+    mean: np.ndarray
+    half: np.ndarray
+
+
+def _numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)
+
+
+def _x_positions(lines: list[Line]) -> tuple[dict, bool]:
+    """{value: x position} over every line's values, and whether the axis is logarithmic.
+
+    Numbers sit at their value (log scale when positive and spanning a factor 8 or more, as
+    latent sizes and KL weights do); labels sit at 0, 1, 2, ... in order of appearance.
+    """
+    values = list(dict.fromkeys(v for line in lines for v in line.x))
+    if values and _numeric(values):
+        positive = all(float(v) > 0 for v in values)
+        return {v: float(v) for v in values}, positive and max(values) / min(values) >= 8
+    return {v: float(i) for i, v in enumerate(values)}, False
+
+
+def line_colours(labels: list[str]) -> dict[str, tuple]:
+    """A colour per line label, the same in every figure drawn with the same labels."""
+    labels = sorted(set(labels))
+    return dict(zip(labels, _class_colours(len(labels)), strict=True))
+
+
+def trend_figure(
+    panels: dict[str, list[Line]], axis: str, path: Path, *, title: str, colours: dict[str, tuple] | None = None
+) -> Path:
+    """One panel per score: its mean against ``axis``, one line per model, with the 95% band."""
+    panels = {score: lines for score, lines in panels.items() if lines}
+    labels = sorted({line.label for lines in panels.values() for line in lines})
+    colours = colours or line_colours(labels)
+    n_cols = min(CURVE_COLUMNS, max(1, len(panels)))
+    n_rows = max(1, -(-len(panels) // n_cols))
+    fig = Figure(figsize=(2.9 * n_cols, 2.3 * n_rows + 0.7))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, (score, lines) in zip(axes, panels.items(), strict=False):
+        where, log = _x_positions(lines)
+        for line in lines:
+            x = np.array([where[v] for v in line.x])
+            mean, half = np.asarray(line.mean, float), np.asarray(line.half, float)
+            ax.plot(x, mean, marker="o", markersize=3, color=colours[line.label], label=line.label)
+            known = ~np.isnan(half)
+            if known.any():
+                ax.fill_between(x[known], (mean - half)[known], (mean + half)[known],
+                                color=colours[line.label], alpha=0.2, linewidth=0)  # fmt: skip
+        if log:
+            ax.set_xscale("log")
+        ticks = sorted(where.items(), key=lambda kv: kv[1])
+        ax.set_xticks([p for _, p in ticks], [f"{v:g}" if _numeric([v]) else str(v) for v, _ in ticks])
+        ax.minorticks_off()
+        ax.set_title(score, fontsize=9)
+        ax.set_xlabel(axis, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    handles = [axes[0].plot([], [], color=colours[label], marker="o", label=label)[0] for label in labels]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 4), 1, 1))
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class RatePoints:
+    """One model's (rate, distortion) means in axis order, with the setting's value of each."""
+
+    label: str
+    rate: np.ndarray
+    distortion: np.ndarray
+    settings: list[str]
+
+
+def rate_distortion_figure(
+    lines: list[RatePoints], path: Path, *, title: str, axis: str, colours: dict[str, tuple] | None = None
+) -> Path:
+    """The rate–distortion plane (Alemi et al. 2018): rate = KL in nats, distortion = the
+    reconstruction cross-entropy in nats per image; each model's points joined in axis order."""
+    colours = colours or line_colours([line.label for line in lines])
+    fig = Figure(figsize=(5.6, 4.2))
+    ax = fig.add_subplot()
+    for line in lines:
+        ax.plot(line.rate, line.distortion, marker="o", markersize=4, color=colours[line.label], label=line.label)
+        for r, d, text in zip(line.rate, line.distortion, line.settings, strict=True):
+            ax.annotate(f"{axis}={text}", (r, d), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("rate: KL(q(z|x) || p(z)), nats per image")
+    ax.set_ylabel("distortion: recon_bce, nats per image")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+#: Pixels between the settings' blocks of the comparison figure.
+BLOCK_GAP = 6
+
+
+def comparison_figure(
+    originals: np.ndarray | None,
+    rows: dict[str, dict[str, np.ndarray]],
+    settings: list[str],
+    path: Path,
+    *,
+    title: str,
+    axis: str,
+) -> Path:
+    """The same test images reconstructed by every model (rows) at each setting (columns).
+
+    ``rows`` maps a model to {setting: (n, H, W, C) reconstructions}; a missing setting stays
+    white. ``originals`` (n, H, W, C), when given, is the top row.
+    """
+    stacks = [r for cells in rows.values() for r in cells.values()] + ([originals] if originals is not None else [])
+    n = min(len(s) for s in stacks)
+    height, width, channels = stacks[0].shape[1:]
+    block = n * (width + PAD) - PAD
+    labels = (["test images"] if originals is not None else []) + list(rows)
+    canvas = np.ones((len(labels) * (height + PAD) - PAD, len(settings) * (block + BLOCK_GAP) - BLOCK_GAP, channels))
+    grid = ([dict.fromkeys(settings, originals)] if originals is not None else []) + list(rows.values())
+    for r, cells in enumerate(grid):
+        for c, setting in enumerate(settings):
+            if setting not in cells:
+                continue
+            left, top = c * (block + BLOCK_GAP), r * (height + PAD)
+            canvas[top : top + height, left : left + block] = mosaic(cells[setting][None, :n])[:height]
+    fig = Figure(figsize=(0.42 * n * len(settings) + 1.6, 0.5 * len(labels) + 0.9))
+    ax = fig.add_subplot()
+    _show(ax, canvas)
+    ax.set_yticks([r * (height + PAD) + height / 2 for r in range(len(labels))], labels)
+    ax.set_xticks([c * (block + BLOCK_GAP) + block / 2 for c in range(len(settings))],
+                  [f"{axis}={s}" for s in settings])  # fmt: skip
+    ax.tick_params(length=0, labelsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)

@@ -12,6 +12,7 @@ from benchmark.aggregate import (
     results_frame,
     summary_frame,
     summary_markdown,
+    write_tables,
 )
 
 # Two-sided 95% quantiles of Student's t, from a printed t-table: t_{0.975, 2}, t_{0.975, 4}.
@@ -64,8 +65,8 @@ def test_ranks_follow_each_scores_direction(results):
     # recon_mse: lower is better; latent_acc_knn: higher is better.
     assert summary.loc["ae", "recon_mse_rank"] == 1 and summary.loc["vae", "recon_mse_rank"] == 2
     assert summary.loc["vae", "latent_acc_knn_rank"] == 1 and summary.loc["ae", "latent_acc_knn_rank"] == 2
-    # A model without the score has no rank.
-    assert math.isnan(summary.loc["ae", "neg_elbo_rank"]) and summary.loc["vae", "neg_elbo_rank"] == 1
+    # neg_elbo is descriptive: summarised, never ranked.
+    assert "neg_elbo_rank" not in summary and summary.loc["vae", "neg_elbo_mean"] == pytest.approx(110.0)
 
 
 def test_ranks_are_within_a_dataset_and_ties_share_the_better_rank():
@@ -82,7 +83,7 @@ def test_ranks_are_within_a_dataset_and_ties_share_the_better_rank():
 def test_summary_keeps_the_earlier_columns_and_adds_ci_and_rank(results):
     summary = summary_frame(results)
     assert list(summary.columns[:3]) == ["dataset", "model", "seeds"]
-    for score in ["recon_mse", "latent_acc_knn", "neg_elbo"]:
+    for score in ["recon_mse", "latent_acc_knn"]:
         for stat in ["mean", "std", "ci95", "rank"]:
             assert f"{score}_{stat}" in summary.columns
 
@@ -104,9 +105,103 @@ def test_markdown_bolds_the_best_and_shows_the_interval(results):
     assert "#2" in vae_line and f"**{summary.loc[1, 'recon_mse_mean']:.4f}" not in vae_line
 
 
-def test_markdown_says_na_with_one_seed():
+def test_markdown_shows_the_mean_alone_with_one_seed():
     summary = summary_frame(results_frame(rows("digits", "ae", recon_mse=[0.1]) + rows("digits", "vae", recon_mse=[0.2])))
     assert summary["recon_mse_ci95"].isna().all() and summary["recon_mse_std"].isna().all()
     table = summary_markdown(summary)
-    assert "0.1000 ± n/a** [n/a] #1" in table
-    assert "± 0.0000" not in table
+    assert "| **0.1000** #1 " in table and "| 0.2000 #2 " in table
+    assert "n/a" not in table and "±" not in table.split("\n\n")[0]
+
+
+# --- directions, priors and swept settings -------------------------------------------------
+
+
+def test_descriptive_scores_are_summarised_never_ranked_nor_bolded():
+    data = rows("d", "a", kl=[10.0, 12.0], blurriness_sample=[-0.8, -0.7], active_units=[3, 4]) + rows(
+        "d", "b", kl=[30.0, 31.0], blurriness_sample=[0.1, 0.2], active_units=[8, 8]
+    )
+    summary = summary_frame(results_frame(data))
+    for score in ["kl", "blurriness_sample", "active_units"]:
+        assert f"{score}_mean" in summary and f"{score}_rank" not in summary
+    body, legend = summary_markdown(summary).split("\n\n")
+    assert "**" not in body and "#" not in body
+    assert [c.strip() for c in body.splitlines()[0].split("|")[4:7]] == ["kl", "active_units", "blurriness_sample"]
+    assert "Not ranked (descriptive): kl, active_units, blurriness_sample" in legend
+
+
+def test_prior_sample_scores_are_not_ranked_without_a_prior_but_mixture_samples_are():
+    data = (
+        rows("d", "ae", fd_sample=[5.0, 5.0], fd_sample_gmm=[9.0, 9.1], recon_mse=[0.1, 0.1])
+        + rows("d", "vae", fd_sample=[20.0, 21.0], fd_sample_gmm=[10.0, 10.1], recon_mse=[0.2, 0.2])
+        + rows("d", "gan", fd_sample=[15.0, 16.0], fd_sample_gmm=[12.0, 12.1], recon_mse=[0.3, 0.3])
+    )  # fmt: skip
+    for r in data:
+        r["has_prior"] = r["model"] != "ae"
+    summary = summary_frame(results_frame(data)).set_index("model")
+    assert not summary.loc["ae", "has_prior"] and summary.loc["vae", "has_prior"]
+    assert math.isnan(summary.loc["ae", "fd_sample_rank"])  # the lowest fd_sample, yet no rank
+    assert summary.loc["gan", "fd_sample_rank"] == 1 and summary.loc["vae", "fd_sample_rank"] == 2
+    assert summary.loc["ae", "fd_sample_gmm_rank"] == 1 and summary.loc["ae", "recon_mse_rank"] == 1
+    table = summary_markdown(summary.reset_index())
+    ae_line = next(line for line in table.splitlines() if "| ae " in line)
+    assert "5.00 ± 0.00 [5.00, 5.00] (no prior)" in ae_line and "**5.00" not in ae_line
+
+
+def test_has_prior_read_back_from_csv_text_still_counts():
+    data = rows("d", "ae", fd_sample=[5.0]) + rows("d", "vae", fd_sample=[20.0]) + rows("d", "gan", fd_sample=[15.0])
+    for r in data:
+        r["has_prior"] = "False" if r["model"] == "ae" else "True"
+    summary = summary_frame(results_frame(data)).set_index("model")
+    assert math.isnan(summary.loc["ae", "fd_sample_rank"]) and summary.loc["gan", "fd_sample_rank"] == 1
+
+
+def test_nll_is_is_ranked_only_within_a_dataset():
+    data = (
+        rows("mnist", "a", nll_is=[100.0]) + rows("mnist", "b", nll_is=[90.0])
+        + rows("binarized_mnist", "a", nll_is=[80.0]) + rows("binarized_mnist", "b", nll_is=[95.0])
+    )  # fmt: skip
+    ranks = summary_frame(results_frame(data)).set_index(["dataset", "model"])["nll_is_rank"]
+    assert ranks[("mnist", "b")] == 1 and ranks[("mnist", "a")] == 2
+    assert ranks[("binarized_mnist", "a")] == 1 and ranks[("binarized_mnist", "b")] == 2
+
+
+def swept() -> list[dict]:
+    """Two models at latent_dim 2 and 8; ``vae`` also at beta 0.5 and 2, ``ae`` without beta."""
+    data = []
+    for ld in (2, 8):
+        data += [{**r, "latent_dim": ld} for r in rows("d", "ae", recon_mse=[0.05 * ld, 0.05 * ld + 0.01])]
+        data += [{**r, "latent_dim": ld} for r in rows("d", "mse", recon_mse=[0.3 / ld, 0.3 / ld + 0.01])]
+        for beta in (0.5, 2.0):
+            data += [{**r, "latent_dim": ld, "beta": beta} for r in rows("d", "vae", recon_mse=[beta / ld, beta / ld])]
+    return data
+
+
+def test_summary_groups_by_the_swept_settings_and_a_missing_value_is_its_own():
+    summary = summary_frame(results_frame(swept()), ["latent_dim", "beta"])
+    assert list(summary.columns[:5]) == ["dataset", "model", "latent_dim", "beta", "seeds"]
+    assert len(summary) == 2 * 2 + 2 * 2  # ae and mse: one row per latent_dim; vae: 2 x 2
+    ae = summary[summary["model"] == "ae"]
+    assert ae["beta"].isna().all() and (ae["seeds"] == 2).all()
+    # ae and mse share (latent_dim, no beta): ranked against each other; vae is alone at each beta.
+    at2 = summary[(summary["latent_dim"] == 2) & summary["beta"].isna()].set_index("model")["recon_mse_rank"]
+    assert at2["ae"] == 1 and at2["mse"] == 2
+    at8 = summary[(summary["latent_dim"] == 8) & summary["beta"].isna()].set_index("model")["recon_mse_rank"]
+    assert at8["mse"] == 1 and at8["ae"] == 2
+    assert summary.loc[summary["model"] == "vae", "recon_mse_rank"].isna().all()
+
+
+def test_absent_axes_are_skipped_and_no_axes_keeps_the_old_grouping():
+    summary = summary_frame(results_frame(swept()), ["latent_dim", "not_a_column"])
+    assert "not_a_column" not in summary and len(summary) == 6
+    assert list(summary_frame(results_frame(swept())).columns[:3]) == ["dataset", "model", "seeds"]
+
+
+def test_write_tables_with_axes(tmp_path):
+    _, _, markdown = write_tables(swept(), tmp_path, axes=["latent_dim", "beta"])
+    written = pd.read_csv(tmp_path / "summary.csv")
+    assert {"latent_dim", "beta"} <= set(written.columns) and len(written) == 8
+    header = [c.strip() for c in markdown.splitlines()[0].split("|")[1:-1]]
+    assert header[:5] == ["dataset", "model", "latent_dim", "beta", "seeds"]
+    ae_line = next(line for line in markdown.splitlines() if "| ae " in line)
+    assert [c.strip() for c in ae_line.split("|")[1:-1]][3] == "–"  # ae has no beta
+    assert (tmp_path / "summary.md").read_text().startswith("| dataset")

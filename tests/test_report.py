@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from benchmark.aggregate import results_frame, summary_frame
 from benchmark.cli import main
 from benchmark.evaluate import interpolate, interpolation_pairs
 from benchmark.figures import latent_figure, mosaic, sharpness_figure
 from benchmark.report import FIGURE_KINDS, compare_summaries, findings, summary_table_html
+from benchmark.significance import format_p
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
@@ -81,8 +83,8 @@ def test_report_has_the_summary_table_with_every_model(smoke_run):
     assert "summary" in parse(html).tables
     for model in results["model"]:
         assert f">{model}<" in html
-    assert "Findings" in html and "seed-to-seed spread is unknown" in html
-    assert "CI n/a" in html  # one seed: no interval is made up
+    assert "Findings" in html and "seed-to-seed spread is unknown" in html and "one seed: no test" in html
+    assert "n/a" not in html and "p = " not in html  # one seed: the mean alone, no test
 
 
 def test_every_figure_kind_of_every_model_is_linked_and_local(smoke_run):
@@ -145,23 +147,68 @@ def summary_of(per_model: dict[str, list[float]], score: str = "recon_mse") -> p
     return summary_frame(results_frame(data))
 
 
-def test_findings_claim_a_difference_only_when_the_intervals_separate():
-    clear = findings(summary_of({"a": [0.10, 0.11, 0.12], "b": [0.50, 0.51, 0.52]}), "digits")
-    assert any("a reconstructs best" in f and "do not overlap" in f for f in clear)
-    noisy = findings(summary_of({"a": [0.10, 0.40, 0.25], "b": [0.20, 0.35, 0.30]}), "digits")
-    assert any("a reconstructs best" in f and "within the seed-to-seed spread" in f for f in noisy)
-    assert not any("do not overlap" in f for f in noisy)
+def test_findings_quote_welch_tests_holm_adjusted_over_the_comparisons():
+    values = {"a": [0.10, 0.11, 0.12], "b": [0.50, 0.51, 0.52], "c": [0.10, 0.40, 0.25]}
+    text = next(f for f in findings(summary_of(values), "digits") if f.startswith("recon_mse"))
+    raw = [stats.ttest_ind(values["a"], values[m], equal_var=False).pvalue for m in ("b", "c")]
+    # Holm by hand, m = 2: the smaller p doubled, the larger kept (never below the first).
+    small, large = sorted(raw)
+    adj_b, adj_c = (min(1, 2 * small), max(min(1, 2 * small), large))
+    assert raw[0] < raw[1]
+    assert f"lower than b's 0.5100 ({format_p(adj_b)}, Welch t-test over 3 seeds, Holm-adjusted over 2 comparisons)" in text
+    assert f"not distinguishable at the 5% level from c's 0.2500 ({format_p(adj_c)}, Welch t-test over 3 seeds" in text
+    assert "reconstructs best" not in text  # c is not beaten: no overall claim
+    assert "overlap" not in text and "exceeds the" not in text
+
+
+def test_findings_make_the_claim_when_every_comparison_holds():
+    text = findings(summary_of({"a": [0.10, 0.11, 0.12], "b": [0.50, 0.51, 0.52]}), "digits")
+    assert text == [
+        "recon_mse: a has the lowest mean, 0.1100 (3 seeds); lower than b's 0.5100 (p < 0.001, Welch t-test "
+        "over 3 seeds, Holm-adjusted over 1 comparison). a reconstructs best."
+    ]
 
 
 def test_findings_name_the_best_in_the_scores_direction():
     text = " ".join(findings(summary_of({"a": [0.7, 0.71], "b": [0.9, 0.91]}, "latent_acc_knn"), "digits"))
-    assert text.startswith("b has the most class-separating latent space")
+    assert text.startswith("latent_acc_knn: b has the highest mean")
+    assert "has the most class-separating latent space" in text
 
 
-def test_findings_with_one_seed_say_the_spread_is_unknown():
+def test_findings_with_one_seed_make_no_test_and_no_claim():
     text = findings(summary_of({"a": [0.1], "b": [0.2]}), "digits")
     assert "spread is unknown" in text[0]
-    assert not any("overlap" in f or "within the seed-to-seed" in f for f in text)
+    assert "b's 0.2000 (one seed: no test)" in text[1]
+    assert not any("p =" in f or "p <" in f or "lower than" in f or "reconstructs best" in f for f in text)
+
+
+def test_sharpness_findings_are_two_sided():
+    # b's samples are over-sharp (negative blurriness): far from real, not "the sharpest".
+    data = [{"dataset": "digits", "model": m, "seed": s, "status": "ok", "sharpness_gap_sample": g + 0.01 * s,
+             "blurriness_sample": b} for m, g, b in (("a", 0.05, 0.05), ("b", 0.80, -1.2)) for s in range(3)]  # fmt: skip
+    text = " ".join(findings(summary_frame(results_frame(data)), "digits"))
+    assert "a has the samples closest to real sharpness" in text
+    assert "closer to real sharpness than b's" in text
+    assert "sharpest" not in text and "blurriness" not in text
+
+
+def test_findings_cover_the_new_scores_and_skip_absent_ones():
+    scores = ["kid_sample", "precision_sample", "recall_sample", "fd_sample_gmm", "nll_is"]
+    data = [{"dataset": "d", "model": m, "seed": s, "status": "ok", **{k: v + 0.01 * s for k in scores}}
+            for m, v in (("a", 0.3), ("b", 0.9)) for s in range(3)]  # fmt: skip
+    text = findings(summary_frame(results_frame(data)), "d")
+    assert [f.split(":")[0] for f in text] == scores
+    assert "recon_mse" not in " ".join(text)
+
+
+def test_a_model_without_a_prior_is_never_named_best_on_its_prior_samples():
+    data = [{"dataset": "d", "model": m, "seed": s, "status": "ok", "has_prior": m != "ae", "fd_sample": v + s}
+            for m, v in (("ae", 1.0), ("vae", 20.0), ("gan", 30.0)) for s in range(3)]  # fmt: skip
+    summary = summary_frame(results_frame(data))
+    text = " ".join(findings(summary, "d"))
+    assert text.startswith("fd_sample: vae has the lowest mean") and "Not ranked: ae (no prior" in text
+    html = summary_table_html(summary, "d")
+    assert "no prior" in html
 
 
 def test_summary_table_highlights_the_best_cell_of_each_column():
@@ -260,3 +307,11 @@ def test_interpolation_runs_between_the_pairs_latent_means():
     np.testing.assert_allclose(paths[:, -1], x[pairs[:, 1]], rtol=1e-6)
     np.testing.assert_allclose(paths[:, 2], (x[pairs[:, 0]] + x[pairs[:, 1]]) / 2, rtol=1e-6)
     assert len(interpolation_pairs(np.zeros(5, int), 3)) == 0  # one class: no pairs
+
+
+def test_every_summary_score_has_its_legend_text():
+    from benchmark.aggregate import SUMMARY_SCORES
+    from benchmark.report import SCORE_HELP
+
+    assert set(SCORE_HELP) == set(SUMMARY_SCORES)
+    assert all(SCORE_HELP.values())
