@@ -30,6 +30,7 @@ class GaussianPosterior:
 
 class VAE(GaussianPosterior, Autoencoder):
     variational = True
+    has_prior = True
 
     def __init__(self, image_shape, latent_dim: int, **kwargs):
         super().__init__(image_shape, latent_dim, **kwargs)
