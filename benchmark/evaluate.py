@@ -1,14 +1,29 @@
-"""Score a trained model on a dataset's test split (the metrics of ``benchmark.metrics``)."""
+"""Score a trained model on a dataset's test split (the metrics of ``benchmark.metrics``,
+``benchmark.fidelity`` and ``benchmark.sampling``).
+
+Sample sets. ``sample`` are decodings of z ~ N(0, I), the prior of the variational models
+(``has_prior``); for a model without a prior they measure the scale of its latent space, not
+the model, and are reported but not ranked. ``sample_gmm`` are decodings of draws from a
+10-component Gaussian mixture fitted to the training latent means (``benchmark.sampling``):
+every model has them. Each set has as many images as the test split.
+
+Scores that cannot be computed on a unit's data (too few images for k = 3 neighbours, too few
+or constant latent codes for the mixture, a single class) are NaN, and the row's ``notes``
+says why, one "; "-joined reason per group of scores; they never stop the run.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from benchmark import metrics
+from benchmark import fidelity, metrics, sampling
 from benchmark.config import CLASSIFIER_TRAIN_SIZE
 from benchmark.data import Dataset
+from benchmark.frechet import frechet_distance_features
 
 if TYPE_CHECKING:
     from benchmark.frechet import FeatureClassifier
@@ -60,68 +75,173 @@ def interpolate(model, x: np.ndarray, pairs: np.ndarray, steps: int = INTERP_STE
 
 def evaluate_model(
     model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None = None
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every score of ``model`` on ``data``'s test split.
 
-    Returns ``(scores, arrays)``: the scalar scores of a result row, and the per-image arrays
-    behind them (latent means, sharpness per image, sample images, latent interpolations) for
-    figures. With a ``classifier`` (``benchmark.frechet``), ``fd_sample`` is the Fréchet
-    distance between prior samples and the test images in its feature space, reported with
-    the classifier's test accuracy (``fd_classifier_acc``) and the distance of real training
-    images (``fd_real``), its floor.
+    Returns ``(scores, arrays)``: the scores of a result row, and the per-image arrays behind
+    them (latent means, sharpness per image, sample images, latent interpolations, KL per
+    latent dimension) for figures.
+
+    Columns (``S`` is a sample set, ``sample`` or ``sample_gmm``; ``R`` is ``recon`` or ``S``):
+
+    - ``recon_mse`` (pixel units^2), ``recon_bce`` (nats per image): lower is better.
+    - ``sharpness_real``, ``sharpness_R``: mean Laplacian variance (pixel units^2, [0, 1]
+      range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
+      descriptive (negative: sharper than real, which noise also is).
+    - ``sharpness_gap_R`` = |log(sharpness_R / sharpness_real)|: 0 as sharp as real test
+      images, larger = blurrier or noisier; lower is better.
+    - ``spectral_gap_R``: RMS over radial frequency rings of the log ratio of the mean power
+      spectra of ``R`` and of the test images (``metrics.spectral_gap``), natural-log units;
+      0 is the real spectrum, lower is better.
+    - With a ``classifier`` (``benchmark.frechet``), in its feature space against the test
+      images: ``fd_S`` (Fréchet distance, squared feature units, lower is better; floor
+      ``fd_real``, with the classifier's accuracy ``fd_classifier_acc``), ``precision_S`` and
+      ``recall_S`` (fractions in [0, 1], k = 3, higher is better), ``kid_S`` and its standard
+      error ``kid_S_se`` (squared kernel units, lower is better).
+    - ``latent_acc_logreg``, ``latent_acc_knn``: accuracy of classifiers of the test latent
+      means, trained on those of a fixed subset of the training split; higher is better.
+    - ``active_units`` (variational models): latent dimensions whose posterior mean varies
+      over the test images by more than 0.01 (Burda et al. 2016), descriptive.
+    - ``neg_elbo``, ``kl`` (variational models): nats per image, descriptive.
+    - ``has_prior`` (bool), ``notes`` (str, empty when no score is missing).
     """
+    # One BLAS thread for the numpy and scikit-learn scores: their matrices are small (at most
+    # 1,000 x 10,000), where threads cost more than they gain on a busy machine (measured on 2
+    # shared cores: a 360 x 360 kernel 5x faster), and single-threaded sums do not depend on
+    # the core count. Keras' own ops do not use this BLAS.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _evaluate(model, data, seed=seed, classifier=classifier)
+
+
+def _evaluate(
+    model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    notes: list[str] = []
     x_test, y_test = data.x_test, data.y_test
+    n_test = len(x_test)
     z_test = batched(model.encode, x_test)  # (n_test, latent_dim)
     recon = batched(model.decode, z_test)  # (n_test, H, W, C) in [0, 1]
     rng = np.random.default_rng(seed)
-    z_prior = rng.standard_normal((len(x_test), model.latent_dim)).astype(np.float32)
-    samples = batched(model.decode, z_prior)
+    z_prior = rng.standard_normal((n_test, model.latent_dim)).astype(np.float32)
+    images = {"recon": recon, "sample": batched(model.decode, z_prior)}
 
-    sharp = {
-        "real": metrics.laplacian_variance(x_test),
-        "recon": metrics.laplacian_variance(recon),
-        "sample": metrics.laplacian_variance(samples),
-    }
-    real = float(sharp["real"].mean())
-    scores = {
-        "recon_mse": metrics.recon_mse(x_test, recon),
-        "recon_bce": metrics.recon_bce(x_test, recon),
-        "sharpness_real": real,
-        "sharpness_recon": float(sharp["recon"].mean()),
-        "sharpness_sample": float(sharp["sample"].mean()),
-    }
-    scores["blurriness_recon"] = metrics.blurriness(scores["sharpness_recon"], real)
-    scores["blurriness_sample"] = metrics.blurriness(scores["sharpness_sample"], real)
-    if classifier is not None:
-        # As many samples as test images, the sample size ``fd_real`` is computed with.
-        scores["fd_sample"] = classifier.distance(samples, x_test)
-        scores["fd_real"] = classifier.real_fd
-        scores["fd_classifier_acc"] = classifier.test_accuracy
-
-    # Classifiers train on the latent means of a fixed subset of the training split.
+    # The latent classifiers and the mixture use the latent means of one fixed training subset.
     pick = np.random.default_rng(0).permutation(len(data.x_train))[:CLASSIFIER_TRAIN_SIZE]
     z_train = batched(model.encode, data.x_train[pick])
     y_train = data.y_train[pick]
-    scores["latent_acc_logreg"] = metrics.latent_acc_logreg(z_train, y_train, z_test, y_test)
-    scores["latent_acc_knn"] = metrics.latent_acc_knn(z_train, y_train, z_test, y_test)
+    try:
+        gmm = sampling.fit_latent_gmm(z_train)
+        images["sample_gmm"] = batched(model.decode, sampling.sample_latent_gmm(gmm, n_test, seed=seed))
+    except sampling.DegenerateLatents as exc:
+        notes.append(f"{', '.join(GMM_COLUMNS)}: {exc}")
 
+    sharp = {"real": metrics.laplacian_variance(x_test)}
+    sharp |= {name: metrics.laplacian_variance(imgs) for name, imgs in images.items()}
+    real = float(sharp["real"].mean())
+    real_spectrum = metrics.radial_power_spectrum(x_test)
+    scores: dict[str, Any] = {
+        "recon_mse": metrics.recon_mse(x_test, recon),
+        "recon_bce": metrics.recon_bce(x_test, recon),
+        "sharpness_real": real,
+    }
+    # NaN (with a note) unless the mixture was fitted.
+    scores |= {f"{score}_sample_gmm": float("nan") for score in ("sharpness", "sharpness_gap", "spectral_gap")}
+    for name in images:
+        scores[f"sharpness_{name}"] = float(sharp[name].mean())
+        if name != "sample_gmm":
+            scores[f"blurriness_{name}"] = metrics.blurriness(scores[f"sharpness_{name}"], real)
+        gaps = {
+            f"sharpness_gap_{name}": metrics.sharpness_gap(scores[f"sharpness_{name}"], real),
+            f"spectral_gap_{name}": metrics.spectral_gap(metrics.radial_power_spectrum(images[name]), real_spectrum),
+        }
+        for column, value in gaps.items():
+            if not np.isfinite(value):
+                notes.append(f"{column}: constant images (no high-frequency content to compare)")
+                value = float("nan")
+            scores[column] = value
+
+    if classifier is not None:
+        scores["fd_real"] = classifier.real_fd
+        scores["fd_classifier_acc"] = classifier.test_accuracy
+        real_features = classifier.features(x_test)
+        real_radii = _guarded(notes, ["precision_sample", "recall_sample", "precision_sample_gmm", "recall_sample_gmm"],
+                              lambda: fidelity.knn_radii(real_features), fill=None)  # fmt: skip
+        for name in ("sample", "sample_gmm"):
+            if name not in images:
+                continue
+            features = classifier.features(images[name])
+            # As many samples as test images, the sample size ``fd_real`` is computed with.
+            scores[f"fd_{name}"] = _guarded(notes, [f"fd_{name}"], lambda f=features: frechet_distance_features(f, real_features))
+            if real_radii is not None:
+                pr = _guarded(notes, [f"precision_{name}", f"recall_{name}"],
+                              lambda f=features: fidelity.precision_recall(real_features, f, real_radii=real_radii),
+                              fill=(float("nan"),) * 2)  # fmt: skip
+                scores[f"precision_{name}"], scores[f"recall_{name}"] = pr
+            kid = _guarded(notes, [f"kid_{name}"], lambda f=features: fidelity.kid(real_features, f, seed=seed),
+                           fill=(float("nan"),) * 2)  # fmt: skip
+            scores[f"kid_{name}"], scores[f"kid_{name}_se"] = kid
+        feature_columns = [f"{score}_{name}" for score in ("fd", "precision", "recall", "kid") for name in ("sample", "sample_gmm")]
+        for column in [*feature_columns, "kid_sample_se", "kid_sample_gmm_se"]:
+            scores.setdefault(column, float("nan"))
+
+    scores["latent_acc_logreg"] = _guarded(notes, ["latent_acc_logreg"], lambda: metrics.latent_acc_logreg(z_train, y_train, z_test, y_test))
+    scores["latent_acc_knn"] = _guarded(notes, ["latent_acc_knn"], lambda: metrics.latent_acc_knn(z_train, y_train, z_test, y_test))
+
+    arrays: dict[str, np.ndarray] = {}
     if model.variational:
-        terms = [model.elbo_terms(x_test[i : i + EVAL_BATCH]) for i in range(0, len(x_test), EVAL_BATCH)]
+        terms = [model.elbo_terms(x_test[i : i + EVAL_BATCH]) for i in range(0, n_test, EVAL_BATCH)]
         nll = np.concatenate([np.asarray(t[0]) for t in terms])
         kl = np.concatenate([np.asarray(t[1]) for t in terms])
         scores["neg_elbo"] = float(np.mean(nll + kl))
         scores["kl"] = float(np.mean(kl))
+        scores["active_units"] = _guarded(notes, ["active_units"], lambda: metrics.active_units(z_test))
+        arrays["kl_per_dim"] = kl_per_dim(model, x_test)
+    else:
+        scores["active_units"] = float("nan")
+        notes.append("active_units: defined for models with a posterior q(z|x) and a N(0, I) prior")
+    scores["has_prior"] = bool(model.has_prior)
+    scores["notes"] = "; ".join(notes)
 
     pairs = interpolation_pairs(y_test, INTERP_PAIRS)
-    arrays = {
+    empty = np.zeros((0, *x_test.shape[1:]), np.float32)
+    arrays |= {
         "z_test": z_test,
         "y_test": y_test,
         "sharpness_real": sharp["real"],
         "sharpness_recon": sharp["recon"],
         "sharpness_sample": sharp["sample"],
-        "samples": samples[:64],
+        "samples": images["sample"][:64],
+        "samples_gmm": images["sample_gmm"][:64] if "sample_gmm" in images else empty,
         "recon": recon[:64],
         "interp_pairs": pairs,
         "interpolations": interpolate(model, x_test, pairs),
     }
     return scores, arrays
+
+
+#: The scores of the mixture's samples: NaN together when the mixture cannot be fitted.
+GMM_COLUMNS = (
+    "fd_sample_gmm", "precision_sample_gmm", "recall_sample_gmm", "kid_sample_gmm",
+    "sharpness_gap_sample_gmm", "spectral_gap_sample_gmm",
+)  # fmt: skip
+
+
+def kl_per_dim(model, x: np.ndarray) -> np.ndarray:
+    """(latent_dim,) nats: KL(q(z_u|x) || N(0, 1)) per latent dimension u, mean over ``x``.
+
+    Uses the encoder's two heads, ``[z_mean, z_log_var]``, of a variational model.
+    """
+    heads = [model.encoder(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
+    z_mean = np.concatenate([np.asarray(h[0]) for h in heads])
+    z_log_var = np.concatenate([np.asarray(h[1]) for h in heads])
+    return metrics.gaussian_kl_per_dim(z_mean, z_log_var)
+
+
+def _guarded(notes: list[str], columns: list[str], compute: Callable[[], Any], fill: Any = float("nan")) -> Any:
+    """``compute()``, or ``fill`` with a note naming ``columns`` when the data cannot support
+    the score (a ``ValueError`` or ``LinAlgError`` from too few images, one class, ...)."""
+    try:
+        return compute()
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        notes.append(f"{', '.join(columns)}: {exc}")
+        return fill

@@ -161,7 +161,8 @@ class FeatureClassifier:
         self.test_accuracy = float(np.mean(np.argmax(logits, axis=1) == data.y_test))
         n = min(len(data.x_test), len(data.x_train))
         pick = np.random.default_rng(0).permutation(len(data.x_train))[:n]
-        self.real_fd = self.distance(data.x_train[pick], data.x_test)
+        # Too few images for a covariance leave the floor unknown rather than stop the run.
+        self.real_fd = self.distance(data.x_train[pick], data.x_test) if n >= 2 else float("nan")
         return self
 
 

@@ -27,6 +27,10 @@ class Autoencoder(keras.Model):
     #: True for models with q(z|x) and a KL term; they implement ``elbo_terms``.
     variational = False
 
+    #: True for models trained with a prior p(z) (N(0, I)) that decoding its draws samples
+    #: from; a model without one (the autoencoder) is sampled through a fitted mixture only.
+    has_prior = False
+
     def __init__(self, image_shape, latent_dim: int, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)

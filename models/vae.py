@@ -35,6 +35,7 @@ class VAE(GaussianPosterior, Autoencoder):
     posterior closer to the prior, smaller the reverse)."""
 
     variational = True
+    has_prior = True
 
     def __init__(self, image_shape, latent_dim: int, beta: float = 1.0, **kwargs):
         super().__init__(image_shape, latent_dim, **kwargs)

@@ -134,6 +134,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
     """
 
     variational = True
+    has_prior = True
 
     def __init__(
         self,
