@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import DEFAULT_LATENT_DIM, PRESETS, RANGES, RunConfig
+from benchmark.config import DEFAULT_IS_SAMPLES, DEFAULT_LATENT_DIM, PRESETS, RANGES, RunConfig
 from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
 from benchmark.errors import UsageError
 
@@ -84,7 +84,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds)")
+                        help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds), likelihood (the published likelihood figure, for a GPU box)")
     parser.add_argument("--models", type=name_list, help="comma-separated model names (default: all registered)")
     parser.add_argument("--datasets", type=name_list, help=f"comma-separated datasets among {', '.join(DATASETS)} (default: the preset's)")
     parser.add_argument("--seeds", type=whole_number("seeds"), help="number of seeds per model, 0..N-1 (default: the preset's)")
@@ -93,6 +93,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--batch-size", type=whole_number("batch_size"), help="training batch size (default: the preset's)")
     parser.add_argument("--train-limit", type=whole_number("train_limit"), help="use the first N training images (default: the preset's)")
     parser.add_argument("--test-limit", type=whole_number("test_limit"), help="score on the first N test images (default: the preset's)")
+    parser.add_argument("--is-samples", type=whole_number("is_samples"), help="importance samples K of the likelihood nll_is (default: the preset's, else 5)")
     parser.add_argument("--data-dir", help="folder with <dataset>/*-ubyte.gz files (default: $VAEBENCH_DATA_DIR, else tensorflow-datasets)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
@@ -109,7 +110,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
     import models  # imports Keras: only once the arguments are known to parse
 
     preset = PRESETS[args.preset]
-    model_names = args.models or tuple(models.list_models())
+    model_names = args.models or preset.get("models") or tuple(models.list_models())
     for name in model_names:
         if not models.is_model(name):
             raise UsageError(f"unknown model {name!r}; known models: {', '.join(models.list_models())}")
@@ -134,7 +135,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         datasets=tuple(datasets),
         seeds=pick("seeds"),
         epochs=pick("epochs"),
-        latent_dim=DEFAULT_LATENT_DIM if args.latent_dim is None else args.latent_dim,
+        latent_dim=preset.get("latent_dim", DEFAULT_LATENT_DIM) if args.latent_dim is None else args.latent_dim,
         batch_size=pick("batch_size"),
         train_limit=pick("train_limit"),
         test_limit=pick("test_limit"),
@@ -144,6 +145,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         data_dir=args.data_dir,
         force=args.force,
         plugins=plugin_names(args),
+        is_samples=preset.get("is_samples", DEFAULT_IS_SAMPLES) if args.is_samples is None else args.is_samples,
     )
 
 

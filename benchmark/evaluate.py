@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark import metrics
-from benchmark.config import CLASSIFIER_TRAIN_SIZE
+from benchmark.config import CLASSIFIER_TRAIN_SIZE, DEFAULT_IS_SAMPLES
 from benchmark.data import Dataset
+from benchmark.likelihood import likelihood_scores
 
 if TYPE_CHECKING:
     from benchmark.frechet import FeatureClassifier
@@ -59,7 +61,12 @@ def interpolate(model, x: np.ndarray, pairs: np.ndarray, steps: int = INTERP_STE
 
 
 def evaluate_model(
-    model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None = None
+    model,
+    data: Dataset,
+    *,
+    seed: int,
+    classifier: FeatureClassifier | None = None,
+    is_samples: int = DEFAULT_IS_SAMPLES,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Every score of ``model`` on ``data``'s test split.
 
@@ -68,7 +75,9 @@ def evaluate_model(
     figures. With a ``classifier`` (``benchmark.frechet``), ``fd_sample`` is the Fréchet
     distance between prior samples and the test images in its feature space, reported with
     the classifier's test accuracy (``fd_classifier_acc``) and the distance of real training
-    images (``fd_real``), its floor.
+    images (``fd_real``), its floor. ``nll_is`` and ``bits_per_dim`` are the importance-sampled
+    likelihood with ``is_samples`` samples (``benchmark.likelihood``); ``notes`` says why a
+    score is NaN.
     """
     x_test, y_test = data.x_test, data.y_test
     z_test = batched(model.encode, x_test)  # (n_test, latent_dim)
@@ -111,6 +120,12 @@ def evaluate_model(
         kl = np.concatenate([np.asarray(t[1]) for t in terms])
         scores["neg_elbo"] = float(np.mean(nll + kl))
         scores["kl"] = float(np.mean(kl))
+
+    start = time.perf_counter()
+    likelihood, notes = likelihood_scores(model, x_test, samples=is_samples, seed=seed)
+    scores.update(likelihood)
+    scores["nll_is_seconds"] = time.perf_counter() - start
+    scores["notes"] = "; ".join(notes)
 
     pairs = interpolation_pairs(y_test, INTERP_PAIRS)
     arrays = {

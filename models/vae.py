@@ -3,6 +3,10 @@
 q(z|x) = N(z_mean, exp(z_log_var)), prior N(0, I), and a decoder p(x|z) whose negative
 log-likelihood each subclass defines in ``reconstruction_nll``. The loss is the negative ELBO
 per image, averaged over the batch: E_q[-log p(x|z)] (one reparameterized sample) + KL.
+
+Each subclass also gives ``log_likelihood``: log p(x|z) as a probability of discrete pixel
+values (the set named by ``likelihood_support``), the term the importance-sampled likelihood
+of ``benchmark.likelihood`` is built from, so that it means the same for every model.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ class GaussianPosterior:
         z_mean, _ = self.encoder(x, training=training)
         return z_mean
 
+    def posterior_params(self, x, training: bool = False):
+        """(z_mean, z_log_var) of q(z|x), each (batch, latent_dim)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return z_mean, z_log_var
+
     def sample_posterior(self, z_mean, z_log_var):
         """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
         eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
@@ -30,6 +39,10 @@ class GaussianPosterior:
 
 class VAE(GaussianPosterior, Autoencoder):
     variational = True
+
+    #: The discrete pixel values ``log_likelihood`` is a distribution over: "binary" ({0, 1})
+    #: or "8bit" (k / 255); ``benchmark.likelihood`` checks the data against it.
+    likelihood_support: str | None = None
 
     def __init__(self, image_shape, latent_dim: int, **kwargs):
         super().__init__(image_shape, latent_dim, **kwargs)
@@ -42,6 +55,11 @@ class VAE(GaussianPosterior, Autoencoder):
 
     def reconstruction_nll(self, x, logits):
         """-log p(x|z) per image, (batch,), from the decoder's logits."""
+        raise NotImplementedError
+
+    def log_likelihood(self, x, logits):
+        """log p(x|z) per image, (batch,), as a probability of the discrete pixel values of
+        ``likelihood_support``, from the decoder's logits (batch, H, W, C)."""
         raise NotImplementedError
 
     def call(self, x, training=False):
