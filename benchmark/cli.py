@@ -11,12 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import DEFAULT_LATENT_DIM, PRESETS, RANGES, RUN_AXES, RunConfig
+from benchmark.config import DEFAULT_IS_SAMPLES, DEFAULT_LATENT_DIM, PRESETS, RANGES, RUN_AXES, RunConfig
 from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
 from benchmark.errors import UsageError
 from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
 
 PROG = "run_all.py"
+
+#: Defaults of the run-level settings that no preset sets.
+RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
 
 #: Comma-separated plugin modules to import when ``--plugins`` is not given.
 PLUGINS_ENV = "VAEBENCH_PLUGINS"
@@ -107,7 +110,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds); "
-                             "latent, beta, likelihood-choice: one question each (see the README)")
+                             "latent, beta, likelihood-choice: one question each; likelihood: the published likelihood figure, for a GPU box (see the README)")
     parser.add_argument("--config", type=Path, metavar="GRID.toml",
                         help="read the grid from a TOML file (keys as the flags, lists for axes, [set.MODEL] tables); flags override it")
     parser.add_argument("--models", type=name_list, help="comma-separated model names (default: the preset's, else all registered)")
@@ -118,6 +121,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--batch-size", type=whole_numbers("batch_size"), help="training batch size, or a list (default: the preset's)")
     parser.add_argument("--train-limit", type=whole_numbers("train_limit"), help="use the first N training images, or a list (default: the preset's)")
     parser.add_argument("--test-limit", type=whole_numbers("test_limit"), help="score on the first N test images, or a list (default: the preset's)")
+    parser.add_argument("--is-samples", type=whole_numbers("is_samples"), help=f"importance samples K of the likelihood nll_is, or a list (default: the preset's, else {DEFAULT_IS_SAMPLES})")
     parser.add_argument("--set", type=set_spec, action="append", default=[], metavar="MODEL.PARAM=V1[,V2...]", dest="settings",
                         help="set a model parameter, or sweep it over a list (repeatable; *.PARAM: every model that has it), "
                              "e.g. vae_mse.obs_std=0.05,0.1 or *.beta=0.5,1,2")
@@ -188,7 +192,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         plugins=plugin_names(args),
         model_settings=settings,
         reuse_stale=args.reuse_stale,
-        **{key: pick(key, DEFAULT_LATENT_DIM if key == "latent_dim" else None) for key in RUN_AXES},
+        **{key: pick(key, RUN_DEFAULTS.get(key)) for key in RUN_AXES},
     )
 
 

@@ -4,6 +4,11 @@ Sources, in order: a directory of the original IDX ``.gz`` files (``--data-dir``
 ``VAEBENCH_DATA_DIR``), each file checked against its published SHA-256; else
 tensorflow-datasets, which downloads when online. ``digits`` is scikit-learn's bundled 8x8
 set and needs neither.
+
+``binarized_mnist`` is MNIST from the same files, with dynamic binarization: a pixel of
+intensity p is 1 with probability p. The training images stay grey (``Dataset.binarize``):
+the harness draws them afresh for every epoch. The test split is drawn once, with the fixed
+seed ``BINARIZE_TEST_SEED``, so every run scores the same binary images.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import gzip
 import hashlib
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +49,19 @@ SHA256 = {
     },
 }
 
-DATASETS = ("mnist", "fashion_mnist", "digits")
+DATASETS = ("mnist", "fashion_mnist", "digits", "binarized_mnist")
+
+#: Seed of the one binarization of ``binarized_mnist``'s test (and validation) images.
+BINARIZE_TEST_SEED = 20160101
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test split. Images (n, H, W, C) float32 in [0, 1]; labels (n,) int64."""
+    """A train/test split. Images (n, H, W, C) float32 in [0, 1]; labels (n,) int64.
+
+    ``binarize``: the training images are pixel probabilities, to be drawn as binary images
+    afresh for every epoch (``binarize``, the function); the test images are binary already.
+    """
 
     name: str
     x_train: np.ndarray
@@ -57,6 +69,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    binarize: bool = False
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -64,14 +77,42 @@ class Dataset:
 
     def subset(self, train_limit: int | None, test_limit: int | None) -> Dataset:
         """The first ``train_limit`` / ``test_limit`` examples (None keeps all)."""
-        return Dataset(
-            self.name,
-            self.x_train[:train_limit],
-            self.y_train[:train_limit],
-            self.x_test[:test_limit],
-            self.y_test[:test_limit],
-            self.source,
+        return replace(
+            self,
+            x_train=self.x_train[:train_limit],
+            y_train=self.y_train[:train_limit],
+            x_test=self.x_test[:test_limit],
+            y_test=self.y_test[:test_limit],
         )
+
+
+    def fixed(self) -> Dataset:
+        """What scores see: for a ``binarize`` dataset, the training images drawn once with a
+        fixed seed (latent classifiers and feature statistics then see binary images, as the
+        model did); any other dataset unchanged."""
+        if not self.binarize:
+            return self
+        return replace(self, x_train=binarize(self.x_train, (BINARIZE_TEST_SEED, 1)), binarize=False)
+
+
+def binarize(x: np.ndarray, seed) -> np.ndarray:
+    """Binary images x_b ~ Bernoulli(x), float32 0/1, same shape as ``x`` (probabilities).
+
+    ``seed`` is anything ``numpy.random.default_rng`` takes (an int, a tuple of ints): the
+    same seed gives the same draw.
+    """
+    uniform = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
+    return (uniform < x).astype(np.float32)
+
+
+def binarized(data: Dataset) -> Dataset:
+    """``data`` with dynamic binarization: test images drawn once, training ones per epoch."""
+    return replace(
+        data,
+        name=f"binarized_{data.name}",
+        x_test=binarize(data.x_test, BINARIZE_TEST_SEED),
+        binarize=True,
+    )
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -193,6 +234,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     """Load dataset ``name`` (one of ``DATASETS``), from the data directory when one is set."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if name == "binarized_mnist":
+        return binarized(load_dataset("mnist", data_dir))
     if name == "digits":
         return load_digits()
     root = resolve_data_dir(data_dir)

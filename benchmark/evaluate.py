@@ -14,6 +14,7 @@ says why, one "; "-joined reason per group of scores; they never stop the run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmark import fidelity, metrics, sampling
-from benchmark.config import CLASSIFIER_TRAIN_SIZE
+from benchmark.config import CLASSIFIER_TRAIN_SIZE, DEFAULT_IS_SAMPLES
 from benchmark.data import Dataset
 from benchmark.frechet import frechet_distance_features
+from benchmark.likelihood import likelihood_scores
 
 if TYPE_CHECKING:
     from benchmark.frechet import FeatureClassifier
@@ -74,7 +76,12 @@ def interpolate(model, x: np.ndarray, pairs: np.ndarray, steps: int = INTERP_STE
 
 
 def evaluate_model(
-    model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None = None
+    model,
+    data: Dataset,
+    *,
+    seed: int,
+    classifier: FeatureClassifier | None = None,
+    is_samples: int = DEFAULT_IS_SAMPLES,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every score of ``model`` on ``data``'s test split.
 
@@ -103,6 +110,9 @@ def evaluate_model(
     - ``active_units`` (variational models): latent dimensions whose posterior mean varies
       over the test images by more than 0.01 (Burda et al. 2016), descriptive.
     - ``neg_elbo``, ``kl`` (variational models): nats per image, descriptive.
+    - ``nll_is`` (nats per image) and ``bits_per_dim``: the importance-weighted bound with
+      ``is_samples`` samples under the model's discrete pixel likelihood
+      (``benchmark.likelihood``); lower is better; NaN where the likelihood is undefined.
     - ``has_prior`` (bool), ``notes`` (str, empty when no score is missing).
     """
     # One BLAS thread for the numpy and scikit-learn scores: their matrices are small (at most
@@ -110,11 +120,11 @@ def evaluate_model(
     # shared cores: a 360 x 360 kernel 5x faster), and single-threaded sums do not depend on
     # the core count. Keras' own ops do not use this BLAS.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _evaluate(model, data, seed=seed, classifier=classifier)
+        return _evaluate(model, data, seed=seed, classifier=classifier, is_samples=is_samples)
 
 
 def _evaluate(
-    model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None
+    model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None, is_samples: int
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     notes: list[str] = []
     x_test, y_test = data.x_test, data.y_test
@@ -199,6 +209,10 @@ def _evaluate(
     else:
         scores["active_units"] = float("nan")
         notes.append("active_units: defined for models with a posterior q(z|x) and a N(0, I) prior")
+    start = time.perf_counter()
+    likelihood, likelihood_notes = likelihood_scores(model, x_test, samples=is_samples, seed=seed)
+    scores |= likelihood | {"is_samples": is_samples, "nll_is_seconds": time.perf_counter() - start}
+    notes += likelihood_notes
     scores["has_prior"] = bool(model.has_prior)
     scores["notes"] = "; ".join(notes)
 

@@ -51,7 +51,7 @@ import pandas as pd
 import models
 from benchmark.aggregate import write_tables
 from benchmark.config import RUN_AXES, RunConfig, UnitConfig, grid_point
-from benchmark.data import Dataset, load_dataset
+from benchmark.data import Dataset, binarize, load_dataset
 from benchmark.errors import UsageError
 from benchmark.evaluate import evaluate_model
 from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
@@ -121,6 +121,20 @@ class Progress:
     resumed_from_epoch: int = 0
 
 
+#: Mixed into the seed of an epoch's binarization, so it is independent of ``epoch_order``.
+BINARIZE_STREAM = 1
+
+
+def epoch_images(data: Dataset, seed: int, epoch: int) -> np.ndarray:
+    """The training images of epoch ``epoch`` (0-based), in ``epoch_order``.
+
+    For a ``binarize`` dataset, each epoch draws its binary images afresh, from an RNG seeded
+    by (seed, epoch): a resumed unit sees the images an uninterrupted one would.
+    """
+    x = data.x_train[epoch_order(seed, epoch, len(data.x_train))]
+    return binarize(x, (seed, epoch, BINARIZE_STREAM)) if data.binarize else x
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The order of the ``n`` training images in epoch ``epoch`` (0-based).
 
@@ -186,7 +200,7 @@ def train_unit(
     trained_before = progress.train_seconds
     for epoch in range(progress.epochs_done, config.epochs):
         history = model.fit(
-            data.x_train[epoch_order(config.seed, epoch, len(data.x_train))],
+            epoch_images(data, config.seed, epoch),
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=epoch,
@@ -205,7 +219,9 @@ def train_unit(
     train_seconds = progress.train_seconds
 
     start = time.perf_counter()
-    scores, arrays = evaluate_model(model, data, seed=config.seed, classifier=classifier)
+    scores, arrays = evaluate_model(
+        model, data.fixed(), seed=config.seed, classifier=classifier, is_samples=config.is_samples
+    )
     eval_seconds = time.perf_counter() - start
     save_model(model, unit_dir / "model.keras")
     save_arrays(
@@ -646,7 +662,7 @@ def run_grid(
 
         def get() -> FeatureClassifier:
             if key not in classifiers:
-                classifiers[key] = load_or_train(data.data(unit), cache_dir_for(run.out))
+                classifiers[key] = load_or_train(data.data(unit).fixed(), cache_dir_for(run.out))
             return classifiers[key]
 
         return get

@@ -5,6 +5,10 @@ log-likelihood each subclass defines in ``reconstruction_nll``. The training los
 averaged over the batch, is E_q[-log p(x|z)] (one reparameterized sample) + beta * KL: the
 negative ELBO at ``beta = 1``, the beta-VAE objective otherwise (Higgins et al., 2017). Scores
 use the true negative ELBO (``elbo_terms``), whatever ``beta``.
+
+Each subclass also gives ``log_likelihood``: log p(x|z) as a probability of discrete pixel
+values (the set named by ``likelihood_support``), the term the importance-sampled likelihood
+of ``benchmark.likelihood`` is built from, so that it means the same for every model.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ class GaussianPosterior:
         z_mean, _ = self.encoder(x, training=training)
         return z_mean
 
+    def posterior_params(self, x, training: bool = False):
+        """(z_mean, z_log_var) of q(z|x), each (batch, latent_dim)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return z_mean, z_log_var
+
     def sample_posterior(self, z_mean, z_log_var):
         """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
         eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
@@ -36,6 +45,9 @@ class VAE(GaussianPosterior, Autoencoder):
 
     variational = True
     has_prior = True
+    #: The discrete pixel values ``log_likelihood`` is a distribution over: "binary" ({0, 1})
+    #: or "8bit" (k / 255); ``benchmark.likelihood`` checks the data against it.
+    likelihood_support: str | None = None
 
     def __init__(self, image_shape, latent_dim: int, beta: float = 1.0, **kwargs):
         super().__init__(image_shape, latent_dim, **kwargs)
@@ -51,6 +63,11 @@ class VAE(GaussianPosterior, Autoencoder):
 
     def reconstruction_nll(self, x, logits):
         """-log p(x|z) per image, (batch,), from the decoder's logits."""
+        raise NotImplementedError
+
+    def log_likelihood(self, x, logits):
+        """log p(x|z) per image, (batch,), as a probability of the discrete pixel values of
+        ``likelihood_support``, from the decoder's logits (batch, H, W, C)."""
         raise NotImplementedError
 
     def call(self, x, training=False):
