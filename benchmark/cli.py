@@ -11,7 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import DEFAULT_IS_SAMPLES, DEFAULT_LATENT_DIM, PRESETS, RANGES, RUN_AXES, RunConfig
+from benchmark.config import (
+    DEFAULT_IS_SAMPLES,
+    DEFAULT_LATENT_DIM,
+    PRESETS,
+    RANGES,
+    RUN_AXES,
+    RunConfig,
+)
 from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
 from benchmark.errors import UsageError
 from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
