@@ -92,8 +92,8 @@ def evaluate_model(
     Columns (``S`` is a sample set, ``sample`` or ``sample_gmm``; ``R`` is ``recon`` or ``S``):
 
     - ``recon_mse`` (pixel units^2), ``recon_bce`` (nats per image): lower is better.
-    - ``sharpness_real``, ``sharpness_R``: mean Laplacian variance (pixel units^2, [0, 1]
-      range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
+    - ``sharpness_real``, ``sharpness_R`` (also ``sharpness_sample_gmm``): mean Laplacian
+      variance (pixel units^2, [0, 1] range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
       descriptive (negative: sharper than real, which noise also is).
     - ``sharpness_gap_R`` = |log(sharpness_R / sharpness_real)|: 0 as sharp as real test
       images, larger = blurrier or noisier; lower is better.

@@ -102,18 +102,25 @@ def radial_power_spectrum(images: np.ndarray) -> np.ndarray:
     grey = luminance(images)  # (n, H, W)
     grey = grey - grey.mean(axis=(1, 2), keepdims=True)
     height, width = grey.shape[1:]
-    power = np.zeros((height, width))
+    # The half-plane of a real image's spectrum (rfft2): |F(-f)| = |F(f)|, so each column
+    # but the first (and the last, for even W) stands for itself and its mirror: weight 2.
+    power = np.zeros((height, width // 2 + 1))
     for i in range(0, len(grey), 1000):  # bounded memory for large sets
-        power += np.sum(np.abs(np.fft.fft2(grey[i : i + 1000])) ** 2, axis=0)
+        power += np.sum(np.abs(np.fft.rfft2(grey[i : i + 1000])) ** 2, axis=0)
     power /= len(grey) * height * width
+    mirror = np.full(width // 2 + 1, 2.0)
+    mirror[0] = 1.0
+    if width % 2 == 0:
+        mirror[-1] = 1.0
     side = min(height, width)
     fy = np.fft.fftfreq(height)[:, None] * side  # cycles per image, shorter side's scale
-    fx = np.fft.fftfreq(width)[None, :] * side
-    ring = np.rint(np.sqrt(fy**2 + fx**2)).astype(int)  # (H, W)
+    fx = np.fft.rfftfreq(width)[None, :] * side
+    ring = np.rint(np.sqrt(fy**2 + fx**2)).astype(int)  # (H, W // 2 + 1)
+    weight = np.broadcast_to(mirror, ring.shape)
     top = side // 2
     keep = (ring >= 1) & (ring <= top)
-    sums = np.bincount(ring[keep], weights=power[keep], minlength=top + 1)
-    counts = np.bincount(ring[keep], minlength=top + 1)
+    sums = np.bincount(ring[keep], weights=(weight * power)[keep], minlength=top + 1)
+    counts = np.bincount(ring[keep], weights=weight[keep], minlength=top + 1)
     return sums[1:] / counts[1:]
 
 

@@ -30,7 +30,7 @@ def fit_latent_gmm(
     """A full-covariance Gaussian mixture fitted to latent codes ``z`` (n, latent_dim).
 
     Raises ``DegenerateLatents`` with fewer codes than components, with codes that do not vary,
-    or with fewer distinct codes than components.
+    with fewer distinct codes than components, or when scikit-learn's fit fails.
     """
     z = np.asarray(z, np.float64)
     if len(z) < n_components:
@@ -44,7 +44,10 @@ def fit_latent_gmm(
             f"the training latents have fewer distinct values than the {n_components} mixture components"
         )
     gmm = GaussianMixture(n_components=n_components, covariance_type="full", random_state=random_state)
-    return gmm.fit(z)
+    try:
+        return gmm.fit(z)
+    except ValueError as exc:  # e.g. a component's covariance is not positive definite
+        raise DegenerateLatents(f"the mixture could not be fitted ({exc})") from exc
 
 
 def sample_latent_gmm(gmm: GaussianMixture, n: int, *, seed: int) -> np.ndarray:

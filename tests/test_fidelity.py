@@ -92,7 +92,7 @@ def test_kid_of_shifted_gaussians_matches_the_closed_form_within_its_standard_er
     a, b = np.zeros(d), np.array([1.0, -0.5, 0.0, 0.5])
     x = a + np.sqrt(var) * rng.normal(size=(40_000, d))
     y = b + np.sqrt(var) * rng.normal(size=(40_000, d))
-    expected = population_mmd2(a, b, var)  # 0.3623...
+    expected = population_mmd2(a, b, var)  # 2.2324 (a Monte Carlo check over 4e6 pairs: 2.2367)
     value, se = fidelity.kid(x, y, n_subsets=40, subset_size=1000)
     assert 0 < se < 0.1 * expected
     assert abs(value - expected) < 3 * se

@@ -202,3 +202,18 @@ def test_kl_per_dim_matches_the_closed_form_and_sums_to_the_kl():
     # Dim 0: KLs 0.5 * 1 and 0 -> mean 0.25. Dim 1: 0.5 * (4 - log 4 - 1) and 0.
     expected = [0.25, 0.25 * (3 - np.log(4.0))]
     np.testing.assert_allclose(metrics.gaussian_kl_per_dim(mean, log_var), expected)
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (9, 9), (8, 12), (11, 6)])
+def test_radial_spectrum_matches_a_full_plane_computation(shape):
+    images = np.random.default_rng(5).random((7, *shape, 1))
+    height, width = shape
+    grey = images[..., 0] - images[..., 0].mean(axis=(1, 2), keepdims=True)
+    power = np.mean(np.abs(np.fft.fft2(grey)) ** 2, axis=0) / (height * width)
+    side = min(shape)
+    expected = []
+    for k in range(1, side // 2 + 1):
+        ring = [power[i, j] for i in range(height) for j in range(width)
+                if round(np.hypot(min(i, height - i) * side / height, min(j, width - j) * side / width)) == k]  # fmt: skip
+        expected.append(np.mean(ring))
+    np.testing.assert_allclose(metrics.radial_power_spectrum(images), expected, rtol=1e-10)

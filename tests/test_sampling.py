@@ -50,6 +50,15 @@ def test_degenerate_latents_are_refused_with_a_reason(z, reason):
         sampling.fit_latent_gmm(z)
 
 
+def test_a_failing_fit_is_reported_as_degenerate(monkeypatch):
+    def fail(self, z):
+        raise ValueError("ill-defined empirical covariance")
+
+    monkeypatch.setattr(sampling.GaussianMixture, "fit", fail)
+    with pytest.raises(sampling.DegenerateLatents, match=r"could not be fitted \(ill-defined"):
+        sampling.fit_latent_gmm(np.random.default_rng(0).normal(size=(100, 3)))
+
+
 # --- scores of a unit, in pixel features --------------------------------------------------------
 
 
