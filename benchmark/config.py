@@ -201,6 +201,7 @@ class RunConfig:
     data_dir: str | None = None
     force: bool = False
     plugins: tuple[str, ...] = ()
+    is_samples: tuple[int, ...] = (DEFAULT_IS_SAMPLES,)
     model_settings: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     reuse_stale: bool = False
 
