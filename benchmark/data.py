@@ -54,8 +54,8 @@ SHA256 = {
 
 #: Where each dataset's original files are published: a file is ``<url><file name>``.
 SOURCES = {
-    # The CVDF mirror of yann.lecun.com/exdb/mnist (tensorflow-datasets' source too); the
-    # original server refuses many automated downloads.
+    # The CVDF mirror of yann.lecun.com/exdb/mnist, tensorflow-datasets' source too: the
+    # original page's server has refused automated downloads at times.
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
     # Zalando's own location, plain HTTP only: the SHA-256 check is what guards the files.
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",

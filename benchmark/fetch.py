@@ -92,8 +92,9 @@ def fetch_dataset(
         with ExitStack() as files:
             for filename, url in file_urls(name, base_url).items():
                 tmp = files.enter_context(atomic_path(folder / filename))
-                total += download(url, tmp, expected[filename])
-                say(f"  {filename}: {_megabytes(total)} so far, SHA-256 verified")
+                size = download(url, tmp, expected[filename])
+                total += size
+                say(f"  {filename}: {_megabytes(size)}, SHA-256 verified")
     except BaseException:
         for path in created:  # innermost first
             try:
