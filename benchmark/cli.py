@@ -101,12 +101,12 @@ examples:
 
 def build_parser(prog: str = PROG) -> ArgumentParser:
     presets = "Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+    command = f"python {prog}" if prog == PROG else prog  # as typed in a shell
     parser = ArgumentParser(
         prog=prog,
-        description=f"Train and score generative autoencoders on equal terms; write report tables. "
-        f"`{prog} fetch [DATASET ...]` downloads and verifies the data instead "
-        f"(`{prog} fetch --help`).",
-        epilog=textwrap.fill(presets, 88) + "\n\n" + EXAMPLES.format(prog=prog),
+        description="Train and score generative autoencoders on equal terms; write report tables.\n"
+        f"`{command} fetch [DATASET ...]` downloads and checks the data instead (see its --help).",
+        epilog=textwrap.fill(presets, 88) + "\n\n" + EXAMPLES.format(prog=command),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
