@@ -1,10 +1,7 @@
-"""Run the vaebench comparison: ``python run_all.py --help``."""
+"""Run the vaebench comparison: ``python run_all.py --help``; ``python run_all.py fetch``
+downloads the datasets. The same as the installed ``vaebench`` command."""
 
-import os
 import sys
-
-# Quiet TensorFlow's start-up logging; set before Keras imports its backend.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmark.cli import main
 

@@ -1,13 +1,17 @@
-"""The command line of ``run_all.py``: parse, validate, run the grid, write the reports."""
+"""The command line of ``vaebench`` (and ``run_all.py``): parse, validate, run the grid, write
+the reports; ``fetch`` as the first word downloads the datasets instead."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import re
 import sys
+import tempfile
+import textwrap
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from benchmark.config import (
     RUN_AXES,
     RunConfig,
 )
-from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
+from benchmark.data import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
 from benchmark.errors import UsageError
 from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
 
@@ -27,6 +31,14 @@ PROG = "run_all.py"
 
 #: Defaults of the run-level settings that no preset sets.
 RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
+
+#: The name of the installed console script (``pyproject.toml``).
+SCRIPT = "vaebench"
+
+
+def program_name() -> str:
+    """``vaebench`` when started as the console script, else ``run_all.py``."""
+    return SCRIPT if Path(sys.argv[0]).name == SCRIPT else PROG
 
 #: Comma-separated plugin modules to import when ``--plugins`` is not given.
 PLUGINS_ENV = "VAEBENCH_PLUGINS"
@@ -108,11 +120,26 @@ def load_plugins(names: tuple[str, ...]) -> None:
             raise UsageError(f"cannot import plugin {name!r}: {type(exc).__name__}: {exc}") from None
 
 
-def build_parser() -> ArgumentParser:
+EXAMPLES = """\
+examples:
+  {prog} --preset quick
+      MNIST on a laptop CPU (about 10 minutes); the data are fetched on first use
+  {prog} --preset quick --latent-dim 2,16 --set vae_bernoulli.beta=0.5,2 --out reports/sweep
+      a sweep: every combination of the listed values, ranked within each
+  {prog} --compare reports/quick reports/sweep
+      B - A of every summary score of two finished runs
+"""
+
+
+def build_parser(prog: str = PROG) -> ArgumentParser:
+    presets = "Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+    command = f"python {prog}" if prog == PROG else prog  # as typed in a shell
     parser = ArgumentParser(
-        prog=PROG,
-        description="Train and score generative autoencoders on equal terms; write report tables.",
-        epilog="Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
+        prog=prog,
+        description="Train and score generative autoencoders on equal terms; write report tables.\n"
+        f"`{command} fetch [DATASET ...]` downloads and checks the data instead (see its --help).",
+        epilog=textwrap.fill(presets, 88) + "\n\n" + EXAMPLES.format(prog=command),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS),
@@ -132,7 +159,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--set", type=set_spec, action="append", default=[], metavar="MODEL.PARAM=V1[,V2...]", dest="settings",
                         help="set a model parameter, or sweep it over a list (repeatable; *.PARAM: every model that has it), "
                              "e.g. vae_mse.obs_std=0.05,0.1 or *.beta=0.5,1,2")
-    parser.add_argument("--data-dir", help="folder with <dataset>/*-ubyte.gz files (default: $VAEBENCH_DATA_DIR, else tensorflow-datasets)")
+    parser.add_argument("--data-dir", help=f"folder with <dataset>/*-ubyte.gz files (default: ${DATA_DIR_ENV}, else {default_data_dir()}, filled on first use)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
     parser.add_argument("--reuse-stale", action="store_true",
@@ -141,6 +168,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--plugins", type=name_list, metavar="MODULE[,MODULE]",
                         help=f"import these modules first; each may register extra models with models.register_model (they must be importable, e.g. through PYTHONPATH; default: ${PLUGINS_ENV})")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
+    parser.add_argument("--verbose", action="store_true", help="show the start-up log lines of TensorFlow, XLA and CUDA (hidden by default)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                         help="print B - A of every summary score of two run folders, write it to B/compare-vs-<A>.csv, and exit")
     return parser  # fmt: skip
@@ -215,7 +243,7 @@ def plugin_names(args: argparse.Namespace) -> tuple[str, ...]:
 def command_record(argv: list[str]) -> dict[str, Any]:
     """What repeats this run: the command line, where it ran, and the settings from the environment."""
     return {
-        "argv": [PROG, *argv],
+        "argv": [program_name(), *argv],
         "cwd": os.getcwd(),
         "python": sys.executable,
         "env": {key: os.environ[key] for key in RECORDED_ENV if key in os.environ},
@@ -229,18 +257,63 @@ def main(argv: list[str] | None = None) -> int:
     130: interrupted (Ctrl-C), after writing the tables of the units complete so far.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    prog = program_name()
+    if argv[:1] == ["fetch"]:
+        return fetch_main(argv[1:], prog)
+    args = build_parser(prog).parse_args(argv)
+    if not args.verbose:
+        # Read by TensorFlow when it is imported, which happens only after this.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return run(args, argv)
     except (UsageError, OSError) as exc:
         # OSError: a path the system refuses (too long, unreadable) or a full disk; its
         # message names the file, and a traceback would add nothing for the user.
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; complete units are kept (and listed in the tables), "
+        print(f"{prog}: interrupted; complete units are kept (and listed in the tables), "
               "the command resumes the rest when repeated", file=sys.stderr)  # fmt: skip
         return 130
+
+
+def build_fetch_parser(prog: str) -> ArgumentParser:
+    from benchmark.fetch import FETCHABLE
+
+    parser = ArgumentParser(
+        prog=f"{prog} fetch",
+        description="Download the original IDX files of the datasets, check each against its "
+        "published SHA-256, and store them in the data folder, where runs find them.",
+    )
+    parser.add_argument("datasets", nargs="*", metavar="DATASET",
+                        help=f"among {', '.join(FETCHABLE)} (default: all of them)")
+    parser.add_argument("--data-dir", help=f"folder to store them in (default: ${DATA_DIR_ENV}, else {default_data_dir()})")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="fetch <URL>/<dataset>/<file> instead: a mirror or a local server laid out like a "
+                             "data folder (default: where each dataset is published)")
+    return parser  # fmt: skip
+
+
+def fetch_main(argv: list[str], prog: str = PROG) -> int:
+    """``fetch [DATASET ...]``: download, verify and store; 2 with one line on any failure."""
+    from benchmark.fetch import FETCHABLE, fetch
+
+    args = build_fetch_parser(prog).parse_args(argv)
+    chosen = args.data_dir or os.environ.get(DATA_DIR_ENV) or None
+    root = Path(chosen).expanduser() if chosen else default_data_dir()
+    try:
+        fetch(tuple(dict.fromkeys(args.datasets)) or FETCHABLE, root, args.base_url)
+    except (UsageError, OSError) as exc:
+        print(f"{prog} fetch: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog} fetch: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    if chosen is None:
+        print(f"Data folder: {root} (runs read it by default)")
+    else:
+        print(f"Data folder: {root} (runs read it with --data-dir {root} or {DATA_DIR_ENV}={root})")
+    return 0
 
 
 def compare(a: Path, b: Path) -> int:
@@ -254,49 +327,89 @@ def compare(a: Path, b: Path) -> int:
     return 0
 
 
-@contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Send what is written to stderr meanwhile to /dev/null, if TF_CPP_MIN_LOG_LEVEL asks for quiet.
+#: Start-up lines of TensorFlow and XLA that say nothing about the run: absl's notice, its
+#: info and warning lines (oneDNN, CPU features, XLA services), the CPU-feature hint, and
+#: errors about CUDA libraries or drivers that a machine without a GPU lacks.
+NATIVE_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog"
+    r"|[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\]"
+    r"|E\d{4} .*(cuda|cuinit|cudnn|cufft|cublas|tensorrt)"
+    r"|To enable the following instructions:",
+    re.IGNORECASE,
+)
 
-    TensorFlow 2.21 logs its start-up lines (oneDNN, CUDA stubs) before its logging honours
-    TF_CPP_MIN_LOG_LEVEL; left alone, they would precede a one-line error message. An import
-    that fails still shows its traceback: stderr is restored before it propagates.
+
+@contextmanager
+def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
+    """Hold back TensorFlow's start-up lines written to stderr meanwhile; pass on the rest.
+
+    TensorFlow 2.21 logs its start-up lines (oneDNN, CPU features, CUDA stubs, a failed
+    ``cuInit`` on a machine without GPU) from native code, some before its logging honours
+    TF_CPP_MIN_LOG_LEVEL, so the file descriptor itself is redirected to a temporary file.
+    When the block ends, every line that is not ``NATIVE_NOISE`` (a Python warning, a real
+    error) is written to stderr; a traceback still shows, after them.
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):
+    if not enabled:
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not NATIVE_NOISE.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow now, if it is installed, whatever the backend.
+
+    Keras' data pipeline imports it under the JAX backend too, during the first epoch;
+    imported here, inside a quiet block, its start-up lines are held back. (Its runtime is
+    not started: under JAX it would claim GPU memory.)
+    """
+    with suppress(ImportError):
+        import tensorflow  # noqa: F401
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.compare:
         return compare(*args.compare)
-    with quiet_native_stderr():
+    quiet = not args.verbose
+    with quiet_native_stderr(quiet):
         import keras
 
         import models
 
-    load_plugins(plugin_names(args))
+        import_tensorflow()
+        load_plugins(plugin_names(args))
     if args.list_models:
         print("\n".join(models.list_models()))
         return 0
     from benchmark.aggregate import write_tables
-    from benchmark.environment import environment
+    from benchmark.environment import device_line, environment
     from benchmark.harness import run_grid
     from benchmark.report import write_report
 
+    def probe() -> dict[str, Any]:
+        # Probing the devices is when TensorFlow looks for CUDA, and says so on stderr.
+        with quiet_native_stderr(quiet):
+            env = environment()
+        print(device_line(env), flush=True)
+        return env
+
     config = resolve(args, keras.backend.backend())
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    rows = run_grid(config, environment=environment, verbose=verbose, command=command_record(argv),
+    rows = run_grid(config, environment=probe, verbose=verbose, command=command_record(argv),
                     dry_run=args.plan)  # fmt: skip
     if args.plan:
         return 0
@@ -305,6 +418,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"Report: {write_report(config.out, results, summary, axes=config.axes)}")
     failed = [r["unit_id"] for r in rows if r.get("status") != "ok"]
     if failed:
-        print(f"{PROG}: {len(failed)} unit(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"{program_name()}: {len(failed)} unit(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0

@@ -1,14 +1,20 @@
 """Datasets by name, as float32 images (n, H, W, C) in [0, 1] and int labels (n,).
 
-Sources, in order: a directory of the original IDX ``.gz`` files (``--data-dir`` or
-``VAEBENCH_DATA_DIR``), each file checked against its published SHA-256; else
-tensorflow-datasets, which downloads when online. ``digits`` is scikit-learn's bundled 8x8
-set and needs neither.
+``mnist`` and ``fashion_mnist`` are read from a data folder holding the original IDX ``.gz``
+files (``<folder>/<dataset>/train-images-idx3-ubyte.gz`` etc.), each file checked against its
+published SHA-256. The folder is ``--data-dir``, else ``$VAEBENCH_DATA_DIR``, else the per-user
+cache folder (``default_data_dir``), which a run fills on first use when the files are missing
+and the network answers (``benchmark.fetch``; ``vaebench fetch`` does it ahead of time).
+``digits`` is scikit-learn's bundled 8x8 set and needs no file.
+
+Every dataset holds out the last ``VALIDATION_FRACTION`` of its training split as a
+validation split (``x_val``, ``y_val``): the same images for every model and seed, never
+trained on, for choosing settings; the test split is for the final scores only.
 
 ``binarized_mnist`` is MNIST from the same files, with dynamic binarization: a pixel of
 intensity p is 1 with probability p. The training images stay grey (``Dataset.binarize``):
-the harness draws them afresh for every epoch. The test split is drawn once, with the fixed
-seed ``BINARIZE_TEST_SEED``, so every run scores the same binary images.
+the harness draws them afresh for every epoch. The test and validation splits are drawn
+once, with the fixed seed ``BINARIZE_TEST_SEED``, so every run scores the same binary images.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +30,9 @@ import numpy as np
 from benchmark.errors import UsageError
 
 DATA_DIR_ENV = "VAEBENCH_DATA_DIR"
+
+#: Fraction of each training split held out, from its end, as the validation split.
+VALIDATION_FRACTION = 0.1
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -49,15 +57,26 @@ SHA256 = {
     },
 }
 
+#: Where each dataset's original files are published: a file is ``<url><file name>``.
+SOURCES = {
+    # The CVDF mirror of yann.lecun.com/exdb/mnist, tensorflow-datasets' source too: the
+    # original page's server has refused automated downloads at times.
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    # Zalando's own location, plain HTTP only: the SHA-256 check is what guards the files.
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+
 DATASETS = ("mnist", "fashion_mnist", "digits", "binarized_mnist")
 
-#: Seed of the one binarization of ``binarized_mnist``'s test (and validation) images.
+#: Seed of the one binarization of ``binarized_mnist``'s test and validation images.
 BINARIZE_TEST_SEED = 20160101
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test split. Images (n, H, W, C) float32 in [0, 1]; labels (n,) int64.
+    """Train, validation and test splits. Images (n, H, W, C) float32 in [0, 1]; labels (n,) int64.
+
+    ``x_val``/``y_val`` are None for a dataset built without a validation split.
 
     ``binarize``: the training images are pixel probabilities, to be drawn as binary images
     afresh for every epoch (``binarize``, the function); the test images are binary already.
@@ -69,14 +88,23 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
     binarize: bool = False
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def n_val(self) -> int:
+        return 0 if self.x_val is None else len(self.x_val)
+
     def subset(self, train_limit: int | None, test_limit: int | None) -> Dataset:
-        """The first ``train_limit`` / ``test_limit`` examples (None keeps all)."""
+        """The first ``train_limit`` training / ``test_limit`` test examples (None keeps all).
+
+        The validation split is kept whole: it is the same for every limit.
+        """
         return replace(
             self,
             x_train=self.x_train[:train_limit],
@@ -106,17 +134,44 @@ def binarize(x: np.ndarray, seed) -> np.ndarray:
 
 
 def binarized(data: Dataset) -> Dataset:
-    """``data`` with dynamic binarization: test images drawn once, training ones per epoch."""
+    """``data`` with dynamic binarization: test and validation images drawn once, training
+    ones per epoch."""
     return replace(
         data,
         name=f"binarized_{data.name}",
         x_test=binarize(data.x_test, BINARIZE_TEST_SEED),
+        x_val=None if data.x_val is None else binarize(data.x_val, (BINARIZE_TEST_SEED, 2)),
         binarize=True,
     )
 
 
+def hold_out_validation(data: Dataset, fraction: float = VALIDATION_FRACTION) -> Dataset:
+    """``data`` with the last ``fraction`` of its training split moved to ``x_val``/``y_val``.
+
+    The last images rather than a random draw: the same for every model, seed and training
+    limit, and the first images (what ``subset`` keeps) stay the training split they were.
+    """
+    n_val = round(len(data.x_train) * fraction)
+    if not 0 < n_val < len(data.x_train):
+        raise ValueError(f"a validation fraction of {fraction} leaves no training or no validation images")
+    n_train = len(data.x_train) - n_val
+    return replace(
+        data,
+        x_train=data.x_train[:n_train],
+        y_train=data.y_train[:n_train],
+        x_val=data.x_train[n_train:],
+        y_val=data.y_train[n_train:],
+    )
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder: ``$XDG_CACHE_HOME/vaebench/data``, else ``~/.cache/vaebench/data``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "vaebench" / "data"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
-    """``data_dir``, else ``$VAEBENCH_DATA_DIR``, else None. A given directory must exist."""
+    """``data_dir``, else ``$VAEBENCH_DATA_DIR``, else None (the default folder). A named one must exist."""
     chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if chosen is None:
         return None
@@ -129,6 +184,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     if not exists:
         raise UsageError(f"data directory {str(path)!r}{origin} does not exist")
     return path
+
+
+def has_files(name: str, root: Path) -> bool:
+    """Whether ``root/<name>/`` holds every file of ``name`` (unchecked)."""
+    return all((root / name / filename).is_file() for filename in IDX_FILES.values())
 
 
 def sha256_of(path: Path) -> str:
@@ -161,7 +221,10 @@ def load_idx_dir(name: str, root: Path) -> Dataset:
     for key, filename in IDX_FILES.items():
         path = folder / filename
         if not path.is_file():
-            raise UsageError(f"data directory {str(root)!r} has no {name}/{filename}")
+            raise UsageError(
+                f"data directory {str(root)!r} has no {name}/{filename}; "
+                f"download it with: vaebench fetch {name} --data-dir {str(root)!r}"
+            )
         try:
             digest = sha256_of(path)
             if digest != SHA256[name][filename]:
@@ -199,46 +262,24 @@ def load_digits() -> Dataset:
     return Dataset("digits", x_train, y_train, x_test, y_test, source="sklearn.datasets.load_digits")
 
 
-def _online(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def load_tfds(name: str) -> Dataset:
-    """Load through tensorflow-datasets (its cache, or a download when online)."""
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name)
-    if not builder.is_prepared() and not _online():
-        raise UsageError(
-            f"no local copy of {name!r} and no network for tensorflow-datasets: pass --data-dir "
-            f"(or set {DATA_DIR_ENV}) to a folder with {name}/train-images-idx3-ubyte.gz etc."
-        )
-    print(f"loading {name} through tensorflow-datasets (downloads on first use)", flush=True)
-    train, test = tfds.load(name, split=["train", "test"], batch_size=-1, as_supervised=True)
-    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(train), tfds.as_numpy(test)
-    return Dataset(
-        name,
-        x_train.astype(np.float32) / 255.0,
-        y_train.astype(np.int64),
-        x_test.astype(np.float32) / 255.0,
-        y_test.astype(np.int64),
-        source="tensorflow-datasets",
-    )
-
-
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load dataset ``name`` (one of ``DATASETS``), from the data directory when one is set."""
+    """Load dataset ``name`` (one of ``DATASETS``) with its validation split held out.
+
+    IDX files come from ``data_dir``, else ``$VAEBENCH_DATA_DIR``, else the default folder,
+    which is filled from ``SOURCES`` when it lacks them (a UsageError naming ``vaebench
+    fetch`` when that fails).
+    """
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if name == "binarized_mnist":
         return binarized(load_dataset("mnist", data_dir))
     if name == "digits":
-        return load_digits()
+        return hold_out_validation(load_digits())
     root = resolve_data_dir(data_dir)
-    if root is not None:
-        return load_idx_dir(name, root)
-    return load_tfds(name)
+    if root is None:
+        root = default_data_dir()
+        if not has_files(name, root):
+            from benchmark.fetch import fetch_on_first_use
+
+            fetch_on_first_use(name, root)
+    return hold_out_validation(load_idx_dir(name, root))

@@ -13,6 +13,9 @@ from benchmark.speed import matmul_gflops
 
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")
 
+#: How the device line names each backend (its package has the backend's name).
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
+
 
 def devices() -> list[str]:
     """The accelerators (or CPU) the active Keras backend sees."""
@@ -28,6 +31,47 @@ def devices() -> list[str]:
     return ["unknown"]
 
 
+def accelerators() -> list[str]:
+    """The model name of each GPU (or TPU) the active backend sees; empty on a CPU-only machine."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [
+            tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in tf.config.list_physical_devices("GPU")
+        ]
+    return []
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, which containers restrict), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def device_line(env: dict[str, Any]) -> str:
+    """What training runs on, in words: ``training on CPU (2 cores), TensorFlow 2.21.0, float32``."""
+    gpus = env.get("accelerators") or []
+    if gpus:
+        where = f"1 GPU: {gpus[0]}"
+        if len(gpus) > 1:
+            where += f" (the first of {len(gpus)} visible)"
+    else:
+        cores = env.get("cpu_cores") or env.get("cpu_count")
+        where = f"CPU ({cores} cores)"
+    backend = env.get("backend", "")
+    version = env.get("packages", {}).get(backend)
+    name = BACKEND_NAMES.get(backend, backend) + (f" {version}" if version else "")
+    return f"training on {where}, {name}, {env.get('compute_dtype', 'float32')}"
+
+
 def environment() -> dict[str, Any]:
     versions = {}
     for package in PACKAGES:
@@ -38,11 +82,15 @@ def environment() -> dict[str, Any]:
     return {
         "backend": keras.backend.backend(),
         "devices": devices(),
+        "accelerators": accelerators(),
+        # The dtype layers compute in: float32, or bfloat16 under a mixed policy.
+        "compute_dtype": keras.config.dtype_policy().compute_dtype,
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_cores": cpu_cores(),
         # The throughput ceiling that samples_per_sec * train_mflop_per_sample is read against.
         "matmul_gflops": matmul_gflops(),
     }

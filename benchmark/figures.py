@@ -137,18 +137,24 @@ def _class_colours(n: int) -> list:
 
 def learning_curves_figure(history: pd.DataFrame, path: Path, *, title: str) -> Path:
     """One panel per logged quantity of ``history.csv`` (columns ``epoch`` plus losses),
-    ``CURVE_COLUMNS`` panels to a row.
+    ``CURVE_COLUMNS`` panels to a row; a quantity's ``val_`` twin (the validation split) is
+    drawn dashed in the same panel.
 
-    Columns that were never logged (all empty, e.g. validation losses) are left out.
+    Columns that were never logged (all empty) are left out.
     """
-    logged = [c for c in history.columns if c != "epoch" and history[c].notna().any()]
+    present = [c for c in history.columns if c != "epoch" and history[c].notna().any()]
+    logged = [c for c in present if not (c.startswith("val_") and c.removeprefix("val_") in present)]
     epochs = history["epoch"].to_numpy() + 1 if "epoch" in history else np.arange(1, len(history) + 1)
     n_cols = min(CURVE_COLUMNS, max(1, len(logged)))
     n_rows = max(1, -(-len(logged) // n_cols))
     fig = Figure(figsize=(2.6 * n_cols, 2.1 * n_rows + 0.4))
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax, column in zip(axes, logged, strict=False):
-        ax.plot(epochs, history[column].to_numpy(dtype=float), marker="o", markersize=3)
+        ax.plot(epochs, history[column].to_numpy(dtype=float), marker="o", markersize=3, label="training")
+        if f"val_{column}" in present:
+            ax.plot(epochs, history[f"val_{column}"].to_numpy(dtype=float), linestyle="--",
+                    marker="o", markersize=3, fillstyle="none", label="validation")  # fmt: skip
+            ax.legend(fontsize=7)
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)

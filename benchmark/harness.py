@@ -102,6 +102,22 @@ class NonFiniteGuard(keras.callbacks.Callback):
             raise NonFiniteLoss(f"non-finite loss ({float(loss)}) at {where}")
 
 
+class KeepStateThroughValidation(keras.callbacks.Callback):
+    """Restores the model's non-trainable variables after each validation pass.
+
+    Computing a VAE's validation loss draws from the model's noise generator, whose state
+    is one of these variables; restored, training draws the noise it would draw without a
+    validation split, and nothing of the validation images stays in the model.
+    """
+
+    def on_test_begin(self, logs=None):
+        self._saved = [keras.ops.convert_to_numpy(v) for v in self.model.non_trainable_variables]
+
+    def on_test_end(self, logs=None):
+        for variable, value in zip(self.model.non_trainable_variables, self._saved, strict=True):
+            variable.assign(value)
+
+
 class StopAfterOneEpoch(keras.callbacks.Callback):
     """Ends ``fit`` after one epoch, so that each epoch trains on its own ``epoch_order``."""
 
@@ -145,7 +161,8 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Times each epoch and keeps reconstructions of fixed test images at chosen epochs."""
+    """Times each epoch's training (its validation left out) and keeps reconstructions of
+    fixed test images at chosen epochs."""
 
     def __init__(self, images: np.ndarray, snapshot_epochs: set[int]):
         super().__init__()
@@ -153,12 +170,22 @@ class EpochRecorder(keras.callbacks.Callback):
         self.snapshot_epochs = snapshot_epochs
         self.epoch_seconds: list[float] = []
         self.snapshots: dict[int, np.ndarray] = {}
+        self.validation_seconds = 0.0  # in this process, all epochs together
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._validating = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        seconds = time.perf_counter() - self._test_start
+        self._validating += seconds
+        self.validation_seconds += seconds
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self.epoch_seconds.append(time.perf_counter() - self._start - self._validating)
         if epoch + 1 in self.snapshot_epochs:
             self.snapshots[epoch + 1] = np.asarray(self.model.reconstruct(self.images))
 
@@ -195,7 +222,9 @@ def train_unit(
     middle = max(1, (config.epochs + 1) // 2)
     recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
     recorder.epoch_seconds, recorder.snapshots = progress.epoch_seconds, progress.snapshots
-    callbacks = [recorder, NonFiniteGuard(), StopAfterOneEpoch()]
+    callbacks = [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopAfterOneEpoch()]
+    # The same losses on the validation split after every epoch: ``val_*`` in history.csv.
+    validation = None if data.x_val is None else (data.x_val,)
     start = last_save = time.perf_counter()
     trained_before = progress.train_seconds
     for epoch in range(progress.epochs_done, config.epochs):
@@ -205,13 +234,15 @@ def train_unit(
             epochs=config.epochs,
             initial_epoch=epoch,
             shuffle=False,
+            validation_data=validation,
             callbacks=callbacks,
             verbose=verbose,
         )
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         progress.history.append({"epoch": epoch, **logs})
         progress.epochs_done = epoch + 1
-        progress.train_seconds = trained_before + time.perf_counter() - start
+        elapsed = time.perf_counter() - start - recorder.validation_seconds
+        progress.train_seconds = trained_before + elapsed
         write_atomic(unit_dir / "history.csv", pd.DataFrame(progress.history).to_csv(index=False))
         if epoch + 1 < config.epochs and time.perf_counter() - last_save >= checkpoint_seconds:
             save_checkpoint(model, progress, config, unit_dir)
@@ -239,6 +270,7 @@ def train_unit(
         "eval_seconds": eval_seconds,
         "train_mflop_per_sample": model.train_flops_per_sample() / 1e6,
         "n_train": len(data.x_train),
+        "n_val": data.n_val,
         "n_test": len(data.x_test),
         "resumed_from_epoch": progress.resumed_from_epoch,
         "status": "ok",

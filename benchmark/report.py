@@ -107,7 +107,7 @@ FIGURE_KINDS = (
     FigureKind("latent", "Latent space", "Test latent means on their first two principal components, by class.", 360),
     FigureKind("sharpness", "Sharpness distributions",
                "Per-image variance of the Laplacian of real test images, reconstructions and prior samples.", 360),
-    FigureKind("curves", "Learning curves", "Every loss logged per epoch (training set).", 600),
+    FigureKind("curves", "Learning curves", "Every loss logged per epoch: training set (solid, running mean over the epoch) and validation split (dashed, after the epoch).", 600),
 )  # fmt: skip
 
 
@@ -451,7 +451,8 @@ def run_meta(out: Path) -> str:
             f"backend {run.get('backend')}",
         ]
         packages = env.get("packages", {})
-        parts += [f"{k} {v}" for k, v in packages.items() if k in ("keras", "tensorflow", "jax")]
+        # Keras and the backend in use (its package has its name), not the others installed.
+        parts += [f"{k} {v}" for k, v in packages.items() if v and k in ("keras", run.get("backend"))]
     parts.append(f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     return " · ".join(parts)
 

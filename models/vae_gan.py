@@ -116,6 +116,12 @@ class VAEGAN(GaussianPosterior, Autoencoder):
 
     Notes
     -----
+    The defaults of ``gamma``, ``feature_layer``, ``learning_rate`` and ``margin`` were chosen
+    by looking at test-split scores, before the benchmark had a validation split; they are to
+    be re-checked on validation: a sweep over each (``--set vae_gan.gamma=...``) compared on
+    the validation losses (``val_*`` in ``history.csv``) or on scores of ``Dataset.x_val``,
+    never on the test split.
+
     The gate multiplies a part's loss by 0, so the part gets a zero gradient. With RMSprop
     without momentum (Keras' default) a zero gradient leaves the weights exactly unchanged
     (the step is ``lr * g / sqrt(v + eps)``); only the part's running mean of squared
@@ -130,7 +136,9 @@ class VAEGAN(GaussianPosterior, Autoencoder):
     ``dis_loss`` (= L_GAN), the discriminator's accuracy on real images (``dis_acc_real``)
     and on fakes (``dis_acc_fake``), and the fraction of steps that updated the decoder and
     the discriminator (``dec_updates``, ``dis_updates``). ``loss`` is the sum of the three
-    gated losses: only its finiteness means anything.
+    gated losses: only its finiteness means anything. On the validation split (``val_*``) the same
+    quantities are computed without updating anything; ``val_dec_updates`` and
+    ``val_dis_updates`` then say how often the gate would have opened.
     """
 
     variational = True
