@@ -235,17 +235,29 @@ def score_cell(row: pd.Series, score: str) -> str:
     return " ".join(p for p in pieces if p)
 
 
-def summary_markdown(summary: pd.DataFrame, axes: Sequence[str] = ()) -> str:
-    """The summary as a Markdown table (cells as ``score_cell``), with a short legend."""
+#: The scores of the short summary printed at the end of a run (``summary.md`` has them all).
+HEADLINE_SCORES = (
+    "recon_mse", "sharpness_gap_recon", "sharpness_gap_sample", "fd_sample", "recall_sample",
+    "fd_sample_gmm", "latent_acc_knn", "nll_is", "kl",
+)  # fmt: skip
+
+
+def summary_markdown(
+    summary: pd.DataFrame, axes: Sequence[str] = (), scores: Sequence[str] | None = None
+) -> str:
+    """The summary as a Markdown table (cells as ``score_cell``), with a short legend.
+
+    ``scores``: the columns to show, in ``SUMMARY_SCORES`` order (default: all of them).
+    """
     keys = group_keys(summary, axes)
     table = summary[[*keys, "seeds"]].copy()
     for axis in keys[2:]:
         table[axis] = table[axis].map(setting_value)
     for score in SUMMARY_SCORES:
-        if f"{score}_mean" in summary:
+        if f"{score}_mean" in summary and (scores is None or score in scores):
             table[score] = [score_cell(row, score) for _, row in summary.iterrows()]
     setting = " and setting" if len(keys) > 2 else ""
-    descriptive = ", ".join(s for s in SUMMARY_SCORES if not is_ranked(s) and f"{s}_mean" in summary)
+    descriptive = ", ".join(s for s in SUMMARY_SCORES if not is_ranked(s) and s in table)
     legend = (
         f"mean ± std over seeds [{CONFIDENCE:.0%} CI of the mean, t-distribution] #rank among the "
         f"models of the dataset{setting} (1 = best, **bold**); one seed: the mean alone."

@@ -395,7 +395,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_models:
         print("\n".join(models.list_models()))
         return 0
-    from benchmark.aggregate import write_tables
+    from benchmark.aggregate import HEADLINE_SCORES, summary_markdown, write_tables
     from benchmark.environment import device_line, environment
     from benchmark.harness import run_grid
     from benchmark.report import write_report
@@ -413,8 +413,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                     dry_run=args.plan)  # fmt: skip
     if args.plan:
         return 0
-    results, summary, markdown = write_tables(rows, config.out, axes=config.axes)
-    print(f"\nSummary ({config.out}):\n{markdown}")
+    results, summary, _ = write_tables(rows, config.out, axes=config.axes)
+    headline = summary_markdown(summary, config.axes, scores=HEADLINE_SCORES)
+    print(f"\nSummary ({config.out}; every score in summary.md):\n{headline}")
     print(f"Report: {write_report(config.out, results, summary, axes=config.axes)}")
     failed = [r["unit_id"] for r in rows if r.get("status") != "ok"]
     if failed:
