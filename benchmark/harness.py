@@ -633,8 +633,11 @@ def run_grid(
     some backends log to stderr. On Ctrl-C the tables are written from the units complete so
     far, then KeyboardInterrupt propagates.
     """
+    from benchmark.cli import quiet_native_stderr
+
     data = DataCache(load_datasets(run))
-    plan = plan_grid(run, data)
+    with quiet_native_stderr():  # the first model built starts the backend, which logs
+        plan = plan_grid(run, data)
     print_plan(plan, run, every_unit=dry_run)
     if dry_run:
         return []

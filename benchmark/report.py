@@ -173,12 +173,20 @@ def _cell_html(row: pd.Series, score: str) -> str:
 
 
 
-def summary_table_html(summary: pd.DataFrame, dataset: str) -> str:
-    """One dataset's summary as a styled HTML table: best cell per column highlighted."""
+def summary_table_html(summary: pd.DataFrame, dataset: str, axes: tuple[str, ...] | list[str] = ()) -> str:
+    """One dataset's summary as a styled HTML table: best cell per column highlighted; a
+    model's settings on the grid's ``axes`` follow its name."""
     rows = summary[summary["dataset"] == dataset].reset_index(drop=True)
     scores = [s for s in SUMMARY_SCORES if f"{s}_mean" in rows and rows[f"{s}_mean"].notna().any()]
     arrows = {"lower": "↓", "higher": "↑"}
-    display = pd.DataFrame({"model": rows["model"].map(lambda m: str(escape(m))), "seeds": rows["seeds"]})
+
+    def name(r: pd.Series) -> str:
+        settings = [f"{a}={r[a]:g}" if isinstance(r[a], float) else f"{a}={r[a]}"
+                    for a in axes if a in r and pd.notna(r[a])]  # fmt: skip
+        return " ".join([str(r["model"]), *settings])
+
+    names = [name(r) for _, r in rows.iterrows()]
+    display = pd.DataFrame({"model": [str(escape(n)) for n in names], "seeds": rows["seeds"]})
     for score in scores:
         # <wbr>: long score names may wrap at their underscores, keeping the table narrow.
         label = f"{score.replace('_', '_<wbr>')}&nbsp;{arrows[SUMMARY_SCORES[score]]}"
@@ -352,7 +360,8 @@ def write_report(
 ) -> Path:
     """Write ``out/report.html`` and its figures (``out/figures/*.png``); returns the page's path.
 
-    ``axes``: the result columns that vary across the grid (not yet shown as trends).
+    ``axes``: the result columns that vary across the grid; the summary table shows each
+    model's values of them (trends are not drawn yet).
 
     Figures of earlier runs into ``out`` that this run did not redraw are removed, so the
     folder holds exactly what the page links.
@@ -365,7 +374,7 @@ def write_report(
         present = [s for s in SUMMARY_SCORES if f"{s}_mean" in in_summary and in_summary[f"{s}_mean"].notna().any()]
         datasets.append({
             "name": dataset,
-            "table": Markup(summary_table_html(summary, dataset)) if len(in_summary) else "",
+            "table": Markup(summary_table_html(summary, dataset, axes)) if len(in_summary) else "",
             "score_help": [(s, SCORE_HELP.get(s, "")) for s in present],
             "fd_note": fd_note(results, dataset),
             "findings": findings(summary, dataset),
