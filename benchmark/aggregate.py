@@ -129,7 +129,10 @@ def score_cell(row: pd.Series, score: str) -> str:
 
 def summary_markdown(summary: pd.DataFrame, axes: tuple[str, ...] | list[str] = ()) -> str:
     """The summary as a Markdown table (cells as ``score_cell``), with a one-line legend."""
-    table = summary[["dataset", "model", *[a for a in axes if a in summary], "seeds"]].copy()
+    axes = [a for a in axes if a in summary]
+    table = summary[["dataset", "model", *axes, "seeds"]].copy()
+    for axis in axes:  # empty where a model lacks the swept parameter
+        table[axis] = table[axis].map(lambda v: "" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else v)
     for score in SUMMARY_SCORES:
         if f"{score}_mean" in summary:
             table[score] = [score_cell(row, score) for _, row in summary.iterrows()]

@@ -484,7 +484,9 @@ def unit_label(config: UnitConfig, run: RunConfig) -> str:
         parts.append(f"on {config.dataset}")
     cfg = config.to_dict()
     for axis in run.axes:
-        value = cfg[axis] if axis in RUN_AXES else config.model_config.get(axis, "-")
+        if axis not in RUN_AXES and axis not in config.model_config:
+            continue  # a parameter this model does not have
+        value = cfg[axis] if axis in RUN_AXES else config.model_config[axis]
         parts.append(f"{axis}={value:g}" if isinstance(value, float) else f"{axis}={value}")
     return " ".join([*parts, f"seed {config.seed}"])
 
