@@ -532,7 +532,9 @@ def unit_label(config: UnitConfig, run: RunConfig) -> str:
         parts.append(f"on {config.dataset}")
     cfg = config.to_dict()
     for axis in run.axes:
-        value = cfg[axis] if axis in RUN_AXES else config.model_config.get(axis, "-")
+        if axis not in RUN_AXES and axis not in config.model_config:
+            continue  # a parameter this model does not have
+        value = cfg[axis] if axis in RUN_AXES else config.model_config[axis]
         parts.append(f"{axis}={value:g}" if isinstance(value, float) else f"{axis}={value}")
     return " ".join([*parts, f"seed {config.seed}"])
 
@@ -681,8 +683,11 @@ def run_grid(
     some backends log to stderr. On Ctrl-C the tables are written from the units complete so
     far, then KeyboardInterrupt propagates.
     """
+    from benchmark.cli import quiet_native_stderr
+
     data = DataCache(load_datasets(run))
-    plan = plan_grid(run, data)
+    with quiet_native_stderr():  # the first model built starts the backend, which logs
+        plan = plan_grid(run, data)
     print_plan(plan, run, every_unit=dry_run)
     if dry_run:
         return []

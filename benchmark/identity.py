@@ -219,6 +219,8 @@ def resolve_unit(
 def stale_reasons(old: dict[str, Any], new: UnitConfig) -> list[str]:
     """What differs between a saved unit config ``old`` and ``new``, in words:
     ``beta: 4.0 -> 0.5``, ``models/vae.py changed``."""
+    if not old.get("code"):
+        return ["trained before vaebench recorded its model's parameters and code"]
     reasons = []
     old_params, new_params = old.get("model_config") or {}, new.model_config
     for key in sorted(set(old_params) | set(new_params)):

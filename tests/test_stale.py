@@ -224,3 +224,15 @@ def test_stale_reasons_name_each_change() -> None:
         "beta: 4.0 -> 0.5", "obs_std: (none) -> 0.1", "models/vae.py changed", "p.py now used",
         "q.py no longer used", "digits data changed", "vaebench 0.1.0 -> 0.2.0",
     ]  # fmt: skip
+
+
+def test_a_unit_from_before_identities_is_out_of_date_with_one_reason() -> None:
+    new = UnitConfig("vae_mse", "digits", 0, 1, 4, 64, None, None, "tensorflow",
+                     model_config={"obs_std": 0.1}, code={"models/vae.py": "a"})  # fmt: skip
+    old = {**new.to_dict(), "model_config": {}}
+    for key in ("model_args", "code", "data", "version"):
+        del old[key]
+    assert grid_point(old) == grid_point(new.to_dict())  # the same grid point...
+    assert identity.stale_reasons(old, new) == [  # ...and out of date
+        "trained before vaebench recorded its model's parameters and code"
+    ]
