@@ -44,3 +44,10 @@ def test_every_summary_score_is_a_column_of_the_summary():
     for score, direction in SUMMARY_SCORES.items():
         assert {f"{score}_mean", f"{score}_std", f"{score}_ci95"} <= set(summary.columns), score
         assert (f"{score}_rank" in summary.columns) == (direction != "descriptive"), score
+
+
+def test_every_summary_score_is_explained_in_the_report():
+    from benchmark.report import SCORE_HELP
+
+    unexplained = [s for s in SUMMARY_SCORES if s not in SCORE_HELP]
+    assert not unexplained, f"summarised but not explained in the report: {unexplained}"
