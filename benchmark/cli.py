@@ -13,6 +13,14 @@ from typing import Any
 
 from benchmark.config import DEFAULT_LATENT_DIM, PRESETS, RANGES, RunConfig
 from benchmark.data import DATA_DIR_ENV, DATASETS, resolve_data_dir
+from benchmark.device import (
+    DEFAULT_STEPS_PER_EXECUTION,
+    JIT_CHOICES,
+    PRECISION_CHOICES,
+    detect,
+    resolve_jit,
+    resolve_precision,
+)
 from benchmark.errors import UsageError
 
 PROG = "run_all.py"
@@ -98,6 +106,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
     parser.add_argument("--plugins", type=name_list, metavar="MODULE[,MODULE]",
                         help=f"import these modules first; each may register extra models with models.register_model (they must be importable, e.g. through PYTHONPATH; default: ${PLUGINS_ENV})")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="arithmetic: auto (default: mixed_bfloat16 where the device has fast bfloat16, a CPU with AMX or AVX-512 BF16 or a GPU of compute capability 8.0+, else float32), float32, or mixed_bfloat16 (float32 variables, bfloat16 compute)")
+    parser.add_argument("--jit", choices=JIT_CHOICES, default="auto",
+                        help="XLA compilation: auto (default: on with JAX, and with TensorFlow on a GPU; off, plain graph mode, with TensorFlow on a CPU), on, off")
+    parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
+                        help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                         help="print B - A of every summary score of two run folders, write it to B/compare-vs-<A>.csv, and exit")
@@ -129,6 +143,10 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         value = getattr(args, key)
         return preset[key] if value is None else value
 
+    # Probed once the input has passed: a TensorFlow without a GPU logs its search to stderr.
+    with quiet_native_stderr():
+        device = detect(backend)
+
     return RunConfig(
         models=tuple(model_names),
         datasets=tuple(datasets),
@@ -144,6 +162,9 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         data_dir=args.data_dir,
         force=args.force,
         plugins=plugin_names(args),
+        precision=resolve_precision(args.precision, device),
+        jit=resolve_jit(args.jit, backend, device),
+        steps_per_execution=args.steps_per_execution,
     )
 
 

@@ -56,6 +56,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "batch_size": (1, 1_000_000),
     "train_limit": (1, 10**9),
     "test_limit": (1, 10**9),
+    "steps_per_execution": (1, 10_000),
 }
 
 #: Training examples whose latent means train the latent-space classifiers (scikit-learn);
@@ -77,6 +78,10 @@ class UnitConfig:
     test_limit: int | None
     backend: str
     model_config: dict[str, Any] = field(default_factory=dict)
+    # How the unit computes (resolved, never "auto"): they can change the results.
+    precision: str = "float32"  # a Keras dtype policy: "float32" or "mixed_bfloat16"
+    jit: bool = True  # XLA compilation
+    steps_per_execution: int = 1  # training steps per compiled call
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +111,9 @@ class RunConfig:
     data_dir: str | None = None
     force: bool = False
     plugins: tuple[str, ...] = ()
+    precision: str = "float32"
+    jit: bool = True
+    steps_per_execution: int = 1
 
     def __post_init__(self):
         """Reject out-of-range numbers and empty name lists with a ``UsageError``."""
@@ -136,6 +144,9 @@ class RunConfig:
                 train_limit=self.train_limit,
                 test_limit=self.test_limit,
                 backend=self.backend,
+                precision=self.precision,
+                jit=self.jit,
+                steps_per_execution=self.steps_per_execution,
             )
             for dataset in self.datasets
             for model in self.models

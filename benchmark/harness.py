@@ -57,6 +57,7 @@ from benchmark.io import (
     write_atomic,
     write_json,
 )
+from models.precision import dtype_policy
 
 #: Test images whose reconstructions are saved after the first, middle and last epoch.
 N_SNAPSHOT = 8
@@ -161,10 +162,7 @@ def train_unit(
     keras.utils.set_random_seed(config.seed)
     model, progress = resume(config, unit_dir)
     if model is None:
-        model = models.create_model(
-            config.model, data.image_shape, config.latent_dim, seed=config.seed, **config.model_config
-        )
-        model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+        model = build_model(config, data.image_shape)
 
     middle = max(1, (config.epochs + 1) // 2)
     recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
@@ -215,6 +213,25 @@ def train_unit(
         "resumed_from_epoch": progress.resumed_from_epoch,
         "status": "ok",
     }
+
+
+def build_model(config: UnitConfig, image_shape: tuple[int, int, int]) -> keras.Model:
+    """The unit's model, built in its precision and compiled with its compile path.
+
+    Under ``mixed_bfloat16`` the layers compute in bfloat16 and keep float32 variables; the
+    policy is set only while the model is built (each layer keeps its own), so nothing global
+    is left behind.
+    """
+    with dtype_policy(config.precision):
+        model = models.create_model(
+            config.model, image_shape, config.latent_dim, seed=config.seed, **config.model_config
+        )
+    model.compile(
+        optimizer=model.make_optimizer(),
+        jit_compile=config.jit,
+        steps_per_execution=config.steps_per_execution,
+    )
+    return model
 
 
 def save_checkpoint(
@@ -273,7 +290,9 @@ def load_checkpoint(
     stem = _checkpoint_stem(done)
     state = load_arrays(unit_dir / f"{stem}.npz")  # no pickles: allow_pickle=False
     # Safe mode (the default, made explicit): only registered classes, no lambdas, no code.
-    model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
+    # Each layer's dtype policy is saved with it; the scope covers anything built afresh.
+    with dtype_policy(config.precision):
+        model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
     variables = model.non_trainable_variables
     expected = {f"variable_{i}" for i in range(len(variables))}
     if {key for key in state if key.startswith("variable_")} != expected:
