@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+import numpy as np
+
 from models.precision import PRECISIONS
 
 #: CPU flags of hardware bfloat16 arithmetic (Intel AMX tiles, AVX-512 BF16 dot products).
@@ -124,3 +127,42 @@ def describe(device: Device) -> str:
     else:
         where = "CPU"
     return f"{where}, fast bfloat16: {'yes' if device.fast_bfloat16 else 'no'}"
+
+
+class DeviceBatches(keras.utils.PyDataset):
+    """Batches of ``x`` sliced where ``x`` lives: one dispatch per batch, no host copy.
+
+    ``x`` (n, H, W, C) is an array already on the device (JAX); ``fit`` takes the batches in
+    order, the last one possibly smaller, as it would from the array itself.
+    """
+
+    def __init__(self, x, batch_size: int):
+        super().__init__()  # one worker, no multiprocessing: a slice is a cheap dispatch
+        self.x, self.batch_size = x, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        return (self.x[index * self.batch_size : (index + 1) * self.batch_size],)  # (inputs,)
+
+
+def keeps_data_on_device(backend: str) -> bool:
+    """Whether training data stay on the device between steps: on JAX, whose ``fit`` would
+    otherwise copy every batch from host memory (Keras slices arrays as NumPy)."""
+    return backend == "jax"
+
+
+def to_device(x: np.ndarray):
+    """``x`` copied once onto the device where ``keeps_data_on_device``, else ``x`` itself."""
+    if keeps_data_on_device(keras.backend.backend()):
+        return keras.ops.convert_to_tensor(x)
+    return x
+
+
+def epoch_data(x, order: np.ndarray, batch_size: int) -> dict:
+    """``fit`` arguments for one epoch of ``x`` (from ``to_device``) in ``order``: on the device,
+    a gather there and ``DeviceBatches``; else the reordered array and the batch size."""
+    if isinstance(x, np.ndarray):
+        return {"x": x[order], "batch_size": batch_size}
+    return {"x": DeviceBatches(keras.ops.take(x, order, axis=0), batch_size)}

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from benchmark.device import describe, detect
 from benchmark.speed import matmul_gflops
 
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")
@@ -38,6 +39,8 @@ def environment() -> dict[str, Any]:
     return {
         "backend": keras.backend.backend(),
         "devices": devices(),
+        # What --precision auto and --jit auto were resolved from.
+        "device": describe(detect()),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

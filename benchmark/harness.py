@@ -44,6 +44,7 @@ import models
 from benchmark.aggregate import write_tables
 from benchmark.config import RunConfig, UnitConfig
 from benchmark.data import Dataset, load_dataset
+from benchmark.device import epoch_data, to_device
 from benchmark.errors import UsageError
 from benchmark.evaluate import evaluate_model
 from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
@@ -170,10 +171,10 @@ def train_unit(
     callbacks = [recorder, NonFiniteGuard(), StopAfterOneEpoch()]
     start = last_save = time.perf_counter()
     trained_before = progress.train_seconds
+    x_train = to_device(data.x_train)  # on JAX, copied to the device once
     for epoch in range(progress.epochs_done, config.epochs):
         history = model.fit(
-            data.x_train[epoch_order(config.seed, epoch, len(data.x_train))],
-            batch_size=config.batch_size,
+            **epoch_data(x_train, epoch_order(config.seed, epoch, len(x_train)), config.batch_size),
             epochs=config.epochs,
             initial_epoch=epoch,
             shuffle=False,

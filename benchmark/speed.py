@@ -65,17 +65,21 @@ def measure_model(
     jit: bool = True,
     steps_per_execution: int = 1,
     score: bool = True,
+    host_data: bool = False,
 ) -> dict:
     """Train ``name`` on synthetic images and time it; synthetic data cost the same FLOPs.
 
-    The model is built and compiled as the harness builds a unit's (``harness.build_model``).
-    With ``score``, also the time to score it on 10,000 synthetic test images.
+    The model is built and compiled, and its data fed, as the harness does for a unit
+    (``harness.build_model``, ``device.epoch_data``); ``host_data`` keeps the images in host
+    memory even where the harness would keep them on the device. With ``score``, also the time
+    to score it on 10,000 synthetic test images.
     """
     import keras
     import numpy as np
 
     from benchmark.config import UnitConfig
     from benchmark.data import Dataset
+    from benchmark.device import epoch_data, to_device
     from benchmark.evaluate import evaluate_model
     from benchmark.harness import build_model
 
@@ -89,14 +93,16 @@ def measure_model(
         jit=jit, steps_per_execution=steps_per_execution,
     )  # fmt: skip
     model = build_model(config, image_shape)
+    x_fit = x if host_data else to_device(x)
+    order = np.arange(len(x))
 
     start = time.perf_counter()
-    model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    model.fit(**epoch_data(x_fit, order, batch_size), epochs=1, shuffle=False, verbose=0)
     first = time.perf_counter() - start
     timings = []
     for _ in range(3):
         start = time.perf_counter()
-        history = model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        history = model.fit(**epoch_data(x_fit, order, batch_size), epochs=1, shuffle=False, verbose=0)
         timings.append(time.perf_counter() - start)
     steady = min(timings)
 
@@ -120,6 +126,7 @@ def measure_model(
         "precision": precision,
         "jit": jit,
         "steps_per_execution": steps_per_execution,
+        "data_on_device": not isinstance(x_fit, np.ndarray),
         "samples_per_sec": len(x) / steady,
         "compile_seconds": max(0.0, first - steady),
         "eval_seconds": eval_seconds,
@@ -182,9 +189,10 @@ def side_by_side(table):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmark.cli import ArgumentParser  # errors as one line, exit status 2
     from benchmark.device import DEFAULT_STEPS_PER_EXECUTION, JIT_CHOICES, PRECISION_CHOICES
 
-    parser = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all registered)")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
     parser.add_argument("--steps", type=int, default=100, help="training steps per timed epoch (default: 100)")
@@ -197,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated training steps per compiled call to compare (default: {DEFAULT_STEPS_PER_EXECUTION})")
     parser.add_argument("--no-jit", action="store_true", help="the same as --jit off")
     parser.add_argument("--no-score", action="store_true", help="skip timing the scoring of each model (quicker)")
+    parser.add_argument("--host-data", action="store_true",
+                        help="feed batches from host memory even on JAX, where training keeps the data on the device (to measure what that gains)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser  # fmt: skip
 
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         row = measure_model(
             args.worker, batch_size=args.batch_size, steps=args.steps, image_shape=shape,
             precision=precision, jit=jit == "on", steps_per_execution=steps_per_execution,
-            score=not args.no_score,
+            score=not args.no_score, host_data=args.host_data,
         )  # fmt: skip
         print("RESULT " + json.dumps(row))
         return 0
@@ -252,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--batch-size", str(args.batch_size), "--steps", str(args.steps),
                        "--precision", precision, "--jit", "on" if jit else "off",
                        "--steps-per-execution", str(steps_per_execution)]  # fmt: skip
-            if args.no_score:
-                command.append("--no-score")
+            command += ["--no-score"] * args.no_score + ["--host-data"] * args.host_data
             done = subprocess.run(command, capture_output=True, text=True)
             lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
             what = f"{name}, {label(precision, jit, steps_per_execution)}"

@@ -13,7 +13,16 @@ import pytest
 import models
 from benchmark.config import UnitConfig
 from benchmark.data import Dataset, load_digits
-from benchmark.device import Device, cpu_flags, resolve_jit, resolve_precision
+from benchmark.device import (
+    Device,
+    DeviceBatches,
+    cpu_flags,
+    epoch_data,
+    keeps_data_on_device,
+    resolve_jit,
+    resolve_precision,
+    to_device,
+)
 from benchmark.harness import (
     CHECKPOINT_JSON,
     Progress,
@@ -49,7 +58,12 @@ def test_cpu_flags_decide_fast_bfloat16(extra, fast):
 
 @pytest.mark.parametrize(
     ("capability", "precision"),
-    [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "float32"), (None, "float32")],
+    [
+        ((9, 0), "mixed_bfloat16"),
+        ((8, 0), "mixed_bfloat16"),
+        ((7, 5), "float32"),
+        (None, "float32"),
+    ],
 )
 def test_gpus_from_compute_capability_8_use_bfloat16(capability, precision):
     assert resolve_precision("auto", Device("gpu", capability)) == precision
@@ -65,12 +79,19 @@ def test_an_explicit_precision_wins_over_the_device():
 
 @pytest.mark.parametrize(
     ("backend", "kind", "jit"),
-    [("jax", "cpu", True), ("jax", "gpu", True), ("tensorflow", "gpu", True), ("tensorflow", "cpu", False)],
+    [
+        ("jax", "cpu", True),
+        ("jax", "gpu", True),
+        ("tensorflow", "gpu", True),
+        ("tensorflow", "cpu", False),
+    ],
 )
 def test_auto_jit_is_xla_except_tensorflow_on_a_cpu(backend, kind, jit):
     device = Device(kind, (9, 0) if kind == "gpu" else None)
     assert resolve_jit("auto", backend, device) is jit
-    assert resolve_jit("on", backend, device) is True and resolve_jit("off", backend, device) is False
+    assert (
+        resolve_jit("on", backend, device) is True and resolve_jit("off", backend, device) is False
+    )
 
 
 def test_cli_records_the_resolved_settings_in_every_unit(tmp_path):
@@ -122,7 +143,9 @@ def test_bfloat16_models_compute_in_bfloat16_keep_float32_variables_and_outputs(
     assert keras.backend.standardize_dtype(z.dtype) == "float32"
     assert keras.backend.standardize_dtype(model.decode(z).dtype) == "float32"
     if model.variational:
-        assert all(keras.backend.standardize_dtype(t.dtype) == "float32" for t in model.elbo_terms(x))
+        assert all(
+            keras.backend.standardize_dtype(t.dtype) == "float32" for t in model.elbo_terms(x)
+        )
     history = model.fit(x, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][-1])
     assert all(v.dtype == "float32" for v in model.trainable_variables)
@@ -175,3 +198,40 @@ def test_a_checkpoint_keeps_precision_and_compile_settings(name, tmp_path):
         keras.ops.convert_to_numpy(loaded.encode(x)), keras.ops.convert_to_numpy(model.encode(x))
     )
     assert np.isfinite(loaded.fit(x, batch_size=8, epochs=1, verbose=0).history["loss"][-1])
+
+
+# -- data kept on the device -----------------------------------------------------------------
+
+
+@pytest.mark.backend
+def test_epoch_data_gives_the_batches_of_the_ordered_images():
+    x = np.arange(10 * 4, dtype="float32").reshape(10, 2, 2, 1)
+    order = np.random.default_rng(0).permutation(10)
+    fit_args = epoch_data(to_device(x), order, 4)
+    assert keeps_data_on_device(keras.backend.backend()) == ("batch_size" not in fit_args)
+    if "batch_size" in fit_args:
+        np.testing.assert_array_equal(fit_args["x"], x[order])
+        return
+    batches = [keras.ops.convert_to_numpy(fit_args["x"][i][0]) for i in range(len(fit_args["x"]))]
+    assert [len(b) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(batches), x[order])
+
+
+@pytest.mark.backend
+def test_batches_sliced_on_the_device_train_as_the_host_array_does():
+    """``DeviceBatches`` against NumPy batches: the same weights after an epoch, with several
+    steps per call and a last group of fewer steps (5 batches, 3 per call)."""
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    config = unit("vae_bernoulli", "float32", steps_per_execution=3)
+    trained = []
+    for fit_args in (
+        {"x": x, "batch_size": 8},
+        {"x": DeviceBatches(keras.ops.convert_to_tensor(x), 8)},
+    ):
+        keras.utils.set_random_seed(0)
+        model = build_model(config, (8, 8, 1))
+        model.fit(**fit_args, epochs=1, shuffle=False, verbose=0)
+        assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 5
+        trained.append(model.get_weights())
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
