@@ -24,6 +24,14 @@ from benchmark.config import (
     RunConfig,
 )
 from benchmark.data import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
+from benchmark.device import (
+    DEFAULT_STEPS_PER_EXECUTION,
+    JIT_CHOICES,
+    PRECISION_CHOICES,
+    detect,
+    resolve_jit,
+    resolve_precision,
+)
 from benchmark.errors import UsageError
 from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
 
@@ -167,6 +175,12 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     parser.add_argument("--plan", action="store_true", help="print the grid's units and what would be done with each, then exit without training or writing")
     parser.add_argument("--plugins", type=name_list, metavar="MODULE[,MODULE]",
                         help=f"import these modules first; each may register extra models with models.register_model (they must be importable, e.g. through PYTHONPATH; default: ${PLUGINS_ENV})")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="arithmetic: auto (default: mixed_bfloat16 where the device has fast bfloat16, a CPU with AMX or AVX-512 BF16 or a GPU of compute capability 8.0+, else float32), float32, or mixed_bfloat16 (float32 variables, bfloat16 compute)")
+    parser.add_argument("--jit", choices=JIT_CHOICES, default="auto",
+                        help="XLA compilation: auto (default: on with JAX, and with TensorFlow on a GPU; off, plain graph mode, with TensorFlow on a CPU), on, off")
+    parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
+                        help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
     parser.add_argument("--verbose", action="store_true", help="show the start-up log lines of TensorFlow, XLA and CUDA (hidden by default)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
@@ -215,6 +229,9 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         ],
         tuple(model_names),
     )
+    # Probed once the input has passed: a TensorFlow without a GPU logs its search to stderr.
+    with quiet_native_stderr(not args.verbose):
+        device = detect(backend)
     return RunConfig(
         models=tuple(model_names),
         datasets=tuple(datasets),
@@ -228,6 +245,9 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         model_settings=settings,
         reuse_stale=args.reuse_stale,
         **{key: pick(key, RUN_DEFAULTS.get(key)) for key in RUN_AXES},
+        precision=resolve_precision(args.precision, device),
+        jit=resolve_jit(args.jit, backend, device),
+        steps_per_execution=args.steps_per_execution,
     )
 
 
@@ -404,7 +424,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         # Probing the devices is when TensorFlow looks for CUDA, and says so on stderr.
         with quiet_native_stderr(quiet):
             env = environment()
-        print(device_line(env), flush=True)
+        print(device_line(env, config.precision, config.jit), flush=True)
         return env
 
     config = resolve(args, keras.backend.backend())

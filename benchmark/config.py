@@ -109,6 +109,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "train_limit": (1, 10**9),
     "test_limit": (1, 10**9),
     "is_samples": (1, 10**6),
+    "steps_per_execution": (1, 10_000),
 }
 
 #: Training examples whose latent means train the latent-space classifiers (scikit-learn);
@@ -139,6 +140,10 @@ class UnitConfig:
     #: K of the importance-sampled likelihood (``nll_is``).
     is_samples: int = DEFAULT_IS_SAMPLES
     model_config: dict[str, Any] = field(default_factory=dict)
+    # How the unit computes (resolved, never "auto"): they can change the results.
+    precision: str = "float32"  # a Keras dtype policy: "float32" or "mixed_bfloat16"
+    jit: bool = True  # XLA compilation
+    steps_per_execution: int = 1  # training steps per compiled call
     model_args: dict[str, Any] = field(default_factory=dict)
     code: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -204,6 +209,9 @@ class RunConfig:
     is_samples: tuple[int, ...] = (DEFAULT_IS_SAMPLES,)
     model_settings: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
     reuse_stale: bool = False
+    precision: str = "float32"
+    jit: bool = True
+    steps_per_execution: int = 1
 
     def __post_init__(self):
         """Reject out-of-range numbers and empty name lists with a ``UsageError``."""
@@ -242,6 +250,9 @@ class RunConfig:
                             seed=seed,
                             backend=self.backend,
                             model_args=dict(zip(settings, values, strict=True)),
+                            precision=self.precision,
+                            jit=self.jit,
+                            steps_per_execution=self.steps_per_execution,
                             **chosen,
                         )
                         for seed in range(self.seeds)

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from benchmark.device import describe, detect
 from benchmark.speed import matmul_gflops
 
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")
@@ -56,8 +57,11 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def device_line(env: dict[str, Any]) -> str:
-    """What training runs on, in words: ``training on CPU (2 cores), TensorFlow 2.21.0, float32``."""
+def device_line(env: dict[str, Any], precision: str = "float32", jit: bool | None = None) -> str:
+    """What training runs on, in words: ``training on CPU (2 cores), TensorFlow 2.21.0, float32``.
+
+    ``precision`` is the run's resolved dtype policy; ``jit`` whether training is compiled with XLA.
+    """
     gpus = env.get("accelerators") or []
     if gpus:
         where = f"1 GPU: {gpus[0]}"
@@ -69,7 +73,8 @@ def device_line(env: dict[str, Any]) -> str:
     backend = env.get("backend", "")
     version = env.get("packages", {}).get(backend)
     name = BACKEND_NAMES.get(backend, backend) + (f" {version}" if version else "")
-    return f"training on {where}, {name}, {env.get('compute_dtype', 'float32')}"
+    compile_path = "" if jit is None else (", XLA" if jit else ", graph mode")
+    return f"training on {where}, {name}, {precision}{compile_path}"
 
 
 def environment() -> dict[str, Any]:
@@ -83,8 +88,8 @@ def environment() -> dict[str, Any]:
         "backend": keras.backend.backend(),
         "devices": devices(),
         "accelerators": accelerators(),
-        # The dtype layers compute in: float32, or bfloat16 under a mixed policy.
-        "compute_dtype": keras.config.dtype_policy().compute_dtype,
+        # What --precision auto and --jit auto were resolved from.
+        "device": describe(detect()),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

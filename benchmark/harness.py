@@ -52,6 +52,7 @@ import models
 from benchmark.aggregate import write_tables
 from benchmark.config import RUN_AXES, RunConfig, UnitConfig, grid_point
 from benchmark.data import Dataset, binarize, load_dataset
+from benchmark.device import epoch_data, to_device
 from benchmark.errors import UsageError
 from benchmark.evaluate import evaluate_model
 from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
@@ -66,6 +67,7 @@ from benchmark.io import (
     write_atomic,
     write_json,
 )
+from models.precision import dtype_policy
 
 #: Test images whose reconstructions are saved after the first, middle and last epoch.
 N_SNAPSHOT = 8
@@ -211,13 +213,7 @@ def train_unit(
     keras.utils.set_random_seed(config.seed)
     model, progress = resume(config, unit_dir)
     if model is None:
-        # A resolved unit (``code`` filled in) builds from the chosen arguments, its
-        # model_config being their outcome; a config made by hand may give them in model_config.
-        args = config.model_args if config.code else {**config.model_config, **config.model_args}
-        model = models.create_model(
-            config.model, data.image_shape, config.latent_dim, seed=config.seed, **args
-        )
-        model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+        model = build_model(config, data.image_shape)
 
     middle = max(1, (config.epochs + 1) // 2)
     recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
@@ -227,14 +223,19 @@ def train_unit(
     validation = None if data.x_val is None else (data.x_val,)
     start = last_save = time.perf_counter()
     trained_before = progress.train_seconds
+    x_train = None if data.binarize else to_device(data.x_train)  # on JAX, copied to the device once
     for epoch in range(progress.epochs_done, config.epochs):
+        if data.binarize:  # binary images drawn afresh for every epoch, on the host
+            fit_data = {"x": epoch_images(data, config.seed, epoch), "batch_size": config.batch_size}
+        else:
+            fit_data = epoch_data(x_train, epoch_order(config.seed, epoch, len(x_train)), config.batch_size)
         history = model.fit(
-            epoch_images(data, config.seed, epoch),
-            batch_size=config.batch_size,
+            **fit_data,
             epochs=config.epochs,
             initial_epoch=epoch,
             shuffle=False,
             validation_data=validation,
+            validation_batch_size=config.batch_size,
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -275,6 +276,28 @@ def train_unit(
         "resumed_from_epoch": progress.resumed_from_epoch,
         "status": "ok",
     }
+
+
+def build_model(config: UnitConfig, image_shape: tuple[int, int, int]) -> keras.Model:
+    """The unit's model, built in its precision and compiled with its compile path.
+
+    Under ``mixed_bfloat16`` the layers compute in bfloat16 and keep float32 variables; the
+    policy is set only while the model is built (each layer keeps its own), so nothing global
+    is left behind.
+    """
+    # A resolved unit (``code`` filled in) builds from the chosen arguments, its model_config
+    # being their outcome; a config made by hand may give them in model_config.
+    args = config.model_args if config.code else {**config.model_config, **config.model_args}
+    with dtype_policy(config.precision):
+        model = models.create_model(
+            config.model, image_shape, config.latent_dim, seed=config.seed, **args
+        )
+    model.compile(
+        optimizer=model.make_optimizer(),
+        jit_compile=config.jit,
+        steps_per_execution=config.steps_per_execution,
+    )
+    return model
 
 
 def save_checkpoint(
@@ -333,7 +356,9 @@ def load_checkpoint(
     stem = _checkpoint_stem(done)
     state = load_arrays(unit_dir / f"{stem}.npz")  # no pickles: allow_pickle=False
     # Safe mode (the default, made explicit): only registered classes, no lambdas, no code.
-    model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
+    # Each layer's dtype policy is saved with it; the scope covers anything built afresh.
+    with dtype_policy(config.precision):
+        model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
     variables = model.non_trainable_variables
     expected = {f"variable_{i}" for i in range(len(variables))}
     if {key for key in state if key.startswith("variable_")} != expected:

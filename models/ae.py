@@ -8,6 +8,7 @@ from keras import ops
 from models.base import Autoencoder
 from models.losses import squared_error
 from models.networks import build_decoder, build_encoder
+from models.precision import as_float32
 from models.registry import register_model
 
 
@@ -21,7 +22,8 @@ class AE(Autoencoder):
         self.decoder = build_decoder(self.image_shape, self.latent_dim)
 
     def call(self, x, training=False):
-        return self.decoder(self.encoder(x, training=training), training=training)
+        """The decoder's logits, float32 for the loss."""
+        return as_float32(self.decoder(self.encoder(x, training=training), training=training))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return ops.mean(squared_error(x, ops.sigmoid(y_pred)))

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from models.flops import forward_flops
+from models.precision import as_float32
 
 
 class Autoencoder(keras.Model):
@@ -42,12 +43,12 @@ class Autoencoder(keras.Model):
         return keras.optimizers.Adam(learning_rate=1e-3)
 
     def encode(self, x, training: bool = False):
-        """(batch, H, W, C) -> latent code (batch, latent_dim); the posterior mean for VAEs."""
-        return self.encoder(x, training=training)
+        """(batch, H, W, C) -> latent code (batch, latent_dim), float32; the posterior mean for VAEs."""
+        return as_float32(self.encoder(x, training=training))
 
     def decode(self, z, training: bool = False):
-        """(batch, latent_dim) -> image in [0, 1], (batch, H, W, C)."""
-        return ops.sigmoid(self.decoder(z, training=training))
+        """(batch, latent_dim) -> image in [0, 1], (batch, H, W, C), float32."""
+        return ops.sigmoid(as_float32(self.decoder(z, training=training)))
 
     def reconstruct(self, x):
         """Decode the latent code (posterior mean) of ``x``."""

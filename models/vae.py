@@ -19,6 +19,7 @@ from keras import ops
 from models.base import Autoencoder
 from models.losses import gaussian_kl
 from models.networks import build_decoder, build_encoder
+from models.precision import as_float32
 
 
 class GaussianPosterior:
@@ -26,7 +27,7 @@ class GaussianPosterior:
 
     def encode(self, x, training: bool = False):
         z_mean, _ = self.encoder(x, training=training)
-        return z_mean
+        return as_float32(z_mean)
 
     def posterior_params(self, x, training: bool = False):
         """(z_mean, z_log_var) of q(z|x), each (batch, latent_dim)."""
@@ -34,8 +35,10 @@ class GaussianPosterior:
         return z_mean, z_log_var
 
     def sample_posterior(self, z_mean, z_log_var):
-        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I)."""
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
+        """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I), all in the
+        dtype of ``z_mean`` (the compute dtype: bfloat16 under mixed precision)."""
+        dtype = keras.backend.standardize_dtype(z_mean.dtype)
+        eps = keras.random.normal(ops.shape(z_mean), dtype=dtype, seed=self.noise)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
 
@@ -71,9 +74,14 @@ class VAE(GaussianPosterior, Autoencoder):
         raise NotImplementedError
 
     def call(self, x, training=False):
+        """q(z|x) and the decoder's logits for one sample of it, all float32 for the losses."""
         z_mean, z_log_var = self.encoder(x, training=training)
         z = self.sample_posterior(z_mean, z_log_var)
-        return {"z_mean": z_mean, "z_log_var": z_log_var, "logits": self.decoder(z, training=training)}
+        return {
+            "z_mean": as_float32(z_mean),
+            "z_log_var": as_float32(z_log_var),
+            "logits": as_float32(self.decoder(z, training=training)),
+        }
 
     def elbo_terms(self, x):
         """(nll, kl), each (batch,) in nats: the two terms of the negative ELBO of ``x``."""

@@ -42,6 +42,7 @@ from models.base import Autoencoder
 from models.flops import forward_flops
 from models.losses import gaussian_kl, gaussian_nll, squared_error
 from models.networks import build_decoder, build_discriminator, build_encoder
+from models.precision import as_float32
 from models.registry import register_model
 from models.vae import GaussianPosterior
 
@@ -57,12 +58,18 @@ OWN_OPTIMIZER = "make_optimizer"
 
 
 def frozen(network: keras.Model, inputs):
-    """``network(inputs)`` with stopped weights: gradients reach ``inputs``, never the weights."""
+    """``network(inputs)`` with stopped weights: gradients reach ``inputs``, never the weights.
+    Outputs in float32, whatever the network computes in."""
     weights = [ops.stop_gradient(v.value) for v in network.trainable_variables]
     outputs, _ = network.stateless_call(
         weights, [v.value for v in network.non_trainable_variables], inputs
     )
-    return outputs
+    return keras.tree.map_structure(as_float32, outputs)
+
+
+def live(network: keras.Model, inputs):
+    """``network(inputs, training=True)``, outputs in float32 for the losses."""
+    return keras.tree.map_structure(as_float32, network(inputs, training=True))
 
 
 def bce_real(logit):
@@ -227,32 +234,40 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         # that the model was compiled with it and build it again on load; the optimizers' state
         # loads with the weights.
         if self.compiled and isinstance(self.optimizer, keras.optimizers.MultiOptimizer):
-            return {"optimizer": OWN_OPTIMIZER, "jit_compile": self.jit_compile}
+            return {
+                "optimizer": OWN_OPTIMIZER,
+                "jit_compile": self.jit_compile,
+                "steps_per_execution": self.steps_per_execution,
+            }
         return super().get_compile_config()
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         if config.get("optimizer") != OWN_OPTIMIZER:
             return super().compile_from_config(config)
-        self.compile(optimizer=self.make_optimizer(), jit_compile=config.get("jit_compile", "auto"))
+        self.compile(
+            optimizer=self.make_optimizer(),
+            jit_compile=config.get("jit_compile", "auto"),
+            steps_per_execution=config.get("steps_per_execution", 1),
+        )
         # Create the optimizers' variables now, so that their saved state can be loaded.
         self.optimizer.build(self.trainable_variables)
 
     # -- the model --------------------------------------------------------------------------
 
     def call(self, x, training=False):
-        """(batch, H, W, C) -> q(z|x) and one sample z of it, each (batch, latent_dim)."""
+        """(batch, H, W, C) -> q(z|x) (float32) and one sample z of it, each (batch, latent_dim)."""
         z_mean, z_log_var = self.encoder(x, training=training)
         return {
-            "z_mean": z_mean,
-            "z_log_var": z_log_var,
-            "z": self.sample_posterior(z_mean, z_log_var),
+            "z_mean": as_float32(z_mean),  # for the KL
+            "z_log_var": as_float32(z_log_var),
+            "z": self.sample_posterior(z_mean, z_log_var),  # the decoder's input: compute dtype
         }
 
     def elbo_terms(self, x):
         """(nll, kl), each (batch,) in nats: L_llike (feature space, one sample z) and L_prior."""
         out = self(x)
-        real_features, _ = self.discriminator(x)
-        fake_features, _ = self.discriminator(self.decode(out["z"]))
+        real_features, _ = keras.tree.map_structure(as_float32, self.discriminator(x))
+        fake_features, _ = keras.tree.map_structure(as_float32, self.discriminator(self.decode(out["z"])))
         nll = gaussian_nll(real_features, fake_features, 1.0)
         return nll, gaussian_kl(out["z_mean"], out["z_log_var"])
 
@@ -264,7 +279,8 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         logits on the real images, (batch, 1), and on the fakes x~ then x_p, (2 batch, 1).
         """
         z = y_pred["z"]  # (batch, latent_dim), from the live encoder
-        z_prior = keras.random.normal(ops.shape(z), seed=self.noise)
+        # Prior noise in the compute dtype, as the posterior's (bfloat16 under mixed precision).
+        z_prior = keras.random.normal(ops.shape(z), dtype=self.compute_dtype, seed=self.noise)
 
         # Decoder with live weights: x~ from a stopped z (the decoder's losses must not reach
         # the encoder), and x_p from the prior.
@@ -276,9 +292,9 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         x_tilde_enc = ops.sigmoid(frozen(self.decoder, z))
 
         # Discriminator with live weights, on real images and stopped fakes: only L_GAN trains it.
-        real_features, real_logit = self.discriminator(x, training=True)
-        _, tilde_logit = self.discriminator(ops.stop_gradient(x_tilde), training=True)
-        _, prior_logit = self.discriminator(ops.stop_gradient(x_prior), training=True)
+        real_features, real_logit = live(self.discriminator, x)
+        _, tilde_logit = live(self.discriminator, ops.stop_gradient(x_tilde))
+        _, prior_logit = live(self.discriminator, ops.stop_gradient(x_prior))
         target = ops.stop_gradient(real_features)  # Dis_l(x)
         # Discriminator with frozen weights: what the encoder and the decoder learn from.
         enc_features, _ = frozen(self.discriminator, x_tilde_enc)

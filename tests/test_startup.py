@@ -50,12 +50,14 @@ def test_a_cpu_run_starts_quietly_and_names_its_device(run_env, tmp_path):
 
 def test_device_line_in_words():
     env = {"backend": "tensorflow", "packages": {"tensorflow": "2.21.0"}, "accelerators": [],
-           "cpu_cores": 2, "compute_dtype": "float32"}  # fmt: skip
+           "cpu_cores": 2}  # fmt: skip
     assert environment.device_line(env) == "training on CPU (2 cores), TensorFlow 2.21.0, float32"
-    env = {**env, "backend": "jax", "packages": {"jax": "0.10.2"}, "accelerators": ["NVIDIA H100"] * 2,
-           "compute_dtype": "bfloat16"}  # fmt: skip
-    assert environment.device_line(env) == (
-        "training on 1 GPU: NVIDIA H100 (the first of 2 visible), JAX 0.10.2, bfloat16"
+    assert environment.device_line(env, "float32", jit=False) == (
+        "training on CPU (2 cores), TensorFlow 2.21.0, float32, graph mode"
+    )
+    env = {**env, "backend": "jax", "packages": {"jax": "0.10.2"}, "accelerators": ["NVIDIA H100"] * 2}
+    assert environment.device_line(env, "mixed_bfloat16", jit=True) == (
+        "training on 1 GPU: NVIDIA H100 (the first of 2 visible), JAX 0.10.2, mixed_bfloat16, XLA"
     )
 
 

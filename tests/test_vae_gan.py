@@ -16,16 +16,18 @@ from benchmark.config import UnitConfig
 from benchmark.data import Dataset, load_dataset
 from benchmark.harness import NonFiniteLoss, train_unit
 from models.networks import build_discriminator
+from models.precision import dtype_policy
 from models.vae_gan import PARTS, VAEGAN
 
 SHAPE = (8, 8, 1)
 
 
-def make_model(jit_compile: bool = False, **config) -> VAEGAN:
-    """A compiled VAE-GAN on 8x8 images. XLA (the harness's setting) costs tens of seconds of
-    compilation per train function on this CPU, so only the tests of that setting use it."""
+def make_model(jit_compile: bool = False, precision: str = "float32", **config) -> VAEGAN:
+    """A compiled VAE-GAN on 8x8 images. XLA costs tens of seconds of compilation per train
+    function on this CPU, so only the tests of that setting use it."""
     keras.utils.set_random_seed(0)
-    model = models.create_model("vae_gan", SHAPE, latent_dim=4, seed=0, **config)
+    with dtype_policy(precision):
+        model = models.create_model("vae_gan", SHAPE, latent_dim=4, seed=0, **config)
     model.compile(optimizer=model.make_optimizer(), jit_compile=jit_compile)
     return model
 
@@ -100,6 +102,25 @@ def test_each_loss_term_reaches_only_its_part(term, generator_loss):
     for part in PARTS:
         if part != owner:
             assert sizes[part] == 0, f"{term} reaches the {part}: {sizes}"
+
+
+@pytest.mark.backend
+def test_routing_holds_in_mixed_bfloat16():
+    """Under bfloat16 compute the frozen passes (stateless calls on stopped float32 weights)
+    still route each term to its part only, and the terms are float32."""
+    model = make_model(precision="mixed_bfloat16")
+    assert model.discriminator.layers[1].compute_dtype == "bfloat16"
+    x = images()
+    for term, owner in ROUTES.items():
+
+        def loss(term=term):
+            value = model.loss_terms(x, model(x, training=True))[term]
+            assert keras.backend.standardize_dtype(value.dtype) == "float32", term
+            return keras.ops.mean(value)
+
+        sizes = gradient_sizes(model, loss)
+        assert sizes[owner] > 0, f"{term} does not train the {owner}: {sizes}"
+        assert all(sizes[part] == 0 for part in PARTS if part != owner), f"{term}: {sizes}"
 
 
 @pytest.mark.backend
