@@ -159,7 +159,9 @@ def test_scores_and_notes_per_likelihood(trained_bernoulli):
     for images in (grey, x):  # 8-bit data, and binary data, which lie on the 8-bit grid
         scores, notes = likelihood_scores(gaussian, images, samples=5, seed=0)
         assert notes == [] and np.isfinite(scores["nll_is"]) and scores["nll_is"] > 0
-    scores, notes = likelihood_scores(gaussian, x * (13 / 16), samples=5, seed=0)  # digits-like levels
+    scores, notes = likelihood_scores(
+        gaussian, x * (13 / 16), samples=5, seed=0
+    )  # digits-like levels
     assert math.isnan(scores["nll_is"]) and "8-bit" in notes[0]
 
     for name in ("vae_gan", "ae"):
@@ -174,7 +176,9 @@ def test_scores_and_notes_per_likelihood(trained_bernoulli):
 @pytest.mark.parametrize("mode, shape", [("scalar", ()), ("pixel", (8, 8, 1))])
 def test_learned_noise_trains_saves_and_loads(mode, shape, tmp_path):
     keras.utils.set_random_seed(0)
-    model = models.create_model("vae_mse", (8, 8, 1), latent_dim=4, seed=0, obs_noise=mode, obs_std=0.3)
+    model = models.create_model(
+        "vae_mse", (8, 8, 1), latent_dim=4, seed=0, obs_noise=mode, obs_std=0.3
+    )
     model.compile(optimizer=model.make_optimizer(), jit_compile=True)
     x = (np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1)) / 255).astype(np.float32)
     start = np.asarray(keras.ops.convert_to_numpy(model.observation_std()))
@@ -187,7 +191,9 @@ def test_learned_noise_trains_saves_and_loads(mode, shape, tmp_path):
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.observation_std()), moved, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.observation_std()), moved, rtol=1e-6
+    )
     assert loaded.get_config() == model.get_config()
 
 
@@ -236,3 +242,22 @@ def test_binarized_mnist_test_split_is_fixed_and_binary(data_dir):
     assert abs(a.x_test.mean() - mnist.x_test.mean()) < 0.002
     fixed = a.subset(100, 50).fixed()
     assert set(np.unique(fixed.x_train)) == {0.0, 1.0} and not fixed.binarize
+
+
+# -- the preset and the flag -----------------------------------------------------------------
+
+
+def test_likelihood_preset_and_is_samples_flag():
+    from benchmark.cli import build_parser, resolve
+    from benchmark.config import DEFAULT_IS_SAMPLES
+
+    run = resolve(build_parser().parse_args(["--preset", "likelihood"]), "tensorflow")
+    assert run.models == ("vae_bernoulli",) and run.datasets == ("binarized_mnist",)
+    assert (run.batch_size, run.latent_dim, run.is_samples) == (100, 50, 5000)
+    assert {u.is_samples for u in run.units()} == {5000}
+    flagged = resolve(
+        build_parser().parse_args(["--preset", "likelihood", "--is-samples", "7"]), "tensorflow"
+    )
+    assert flagged.is_samples == 7 and flagged.units()[0].unit_id != run.units()[0].unit_id
+    quick = resolve(build_parser().parse_args(["--preset", "quick"]), "tensorflow")
+    assert quick.is_samples == DEFAULT_IS_SAMPLES and quick.latent_dim == 16
