@@ -148,9 +148,15 @@ class DeviceBatches(keras.utils.PyDataset):
 
 
 def keeps_data_on_device(backend: str) -> bool:
-    """Whether training data stay on the device between steps: on JAX, whose ``fit`` would
-    otherwise copy every batch from host memory (Keras slices arrays as NumPy)."""
-    return backend == "jax"
+    """Whether training data stay on the device between steps: on JAX with an accelerator,
+    whose ``fit`` would otherwise copy every batch from host memory (Keras slices arrays as
+    NumPy). On a CPU host memory is the device's: NumPy slices are faster there (measured,
+    vae_bernoulli on JAX: 829 samples/s from NumPy against 560 from device slices)."""
+    if backend != "jax":
+        return False
+    import jax
+
+    return jax.devices()[0].platform != "cpu"
 
 
 def to_device(x: np.ndarray):
