@@ -82,7 +82,7 @@ def log_importance_weights(
             eps = rng.standard_normal((b, kc, mean.shape[-1]))  # (b, kc, latent)
             z = mean[:, None] + std[:, None] * eps
             flat = z.reshape(b * kc, -1).astype(np.float32)
-            decoded = model.decoder(flat)
+            decoded = ops.cast(model.decoder(flat), "float32")  # float32 under any precision
             log_px = model.log_likelihood(np.repeat(xb, kc, axis=0), decoded)
             log_px = np.asarray(ops.convert_to_numpy(log_px), np.float64).reshape(b, kc)
             log_pz = -0.5 * np.sum(np.square(z) + LOG_2PI, axis=-1)

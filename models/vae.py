@@ -30,9 +30,9 @@ class GaussianPosterior:
         return as_float32(z_mean)
 
     def posterior_params(self, x, training: bool = False):
-        """(z_mean, z_log_var) of q(z|x), each (batch, latent_dim)."""
+        """(z_mean, z_log_var) of q(z|x), each (batch, latent_dim), float32."""
         z_mean, z_log_var = self.encoder(x, training=training)
-        return z_mean, z_log_var
+        return as_float32(z_mean), as_float32(z_log_var)
 
     def sample_posterior(self, z_mean, z_log_var):
         """Reparameterization: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I), all in the
