@@ -62,8 +62,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_LATENT_DIM = 16
 
 #: K of the importance-sampled likelihood (``benchmark.likelihood``) where a preset sets none:
-#: on 10,000 MNIST test images it costs about 5 x 1.6 s on a 2-core CPU, a tenth of a quick
-#: unit; see the README.
+#: on 10,000 MNIST test images it took 2.7 s on a 2-core CPU, a few percent of a quick unit
+#: (about 100 s of training); see the README.
 DEFAULT_IS_SAMPLES = 5
 
 #: The allowed range of each whole-number setting of a run, checked in one place
