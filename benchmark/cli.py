@@ -18,20 +18,15 @@ from typing import Any
 from benchmark.config import (
     DEFAULT_IS_SAMPLES,
     DEFAULT_LATENT_DIM,
+    DEFAULT_STEPS_PER_EXECUTION,
+    JIT_CHOICES,
+    PRECISION_CHOICES,
     PRESETS,
     RANGES,
     RUN_AXES,
     RunConfig,
 )
 from benchmark.data import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
-from benchmark.device import (
-    DEFAULT_STEPS_PER_EXECUTION,
-    JIT_CHOICES,
-    PRECISION_CHOICES,
-    detect,
-    resolve_jit,
-    resolve_precision,
-)
 from benchmark.errors import UsageError
 from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
 
@@ -229,6 +224,8 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         ],
         tuple(model_names),
     )
+    from benchmark.device import detect, resolve_jit, resolve_precision
+
     # Probed once the input has passed: a TensorFlow without a GPU logs its search to stderr.
     with quiet_native_stderr(not args.verbose):
         device = detect(backend)

@@ -95,6 +95,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 DEFAULT_LATENT_DIM = 16
 
+#: ``--precision``: ``auto`` or a Keras dtype policy of ``models.precision.PRECISIONS``.
+PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16")
+#: ``--jit``: XLA compilation, or ``auto`` (``benchmark.device.resolve_jit``).
+JIT_CHOICES = ("auto", "on", "off")
+#: Training steps per compiled call (``--steps-per-execution``). Measured on a 2-core CPU,
+#: TensorFlow, vae_bernoulli at batch 128: see the README's performance section.
+DEFAULT_STEPS_PER_EXECUTION = 1
+
 #: K of the importance-sampled likelihood (``benchmark.likelihood``) where a preset sets none:
 #: on 10,000 MNIST test images it took 2.7 s on a 2-core CPU, a few percent of a quick unit
 #: (about 100 s of training); see the README.

@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.precision import PRECISIONS
+from benchmark.config import JIT_CHOICES, PRECISION_CHOICES
 
 #: CPU flags of hardware bfloat16 arithmetic (Intel AMX tiles, AVX-512 BF16 dot products).
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -31,12 +31,6 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 #: The first CUDA compute capability with bfloat16 tensor cores (Ampere).
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
 
-#: Training steps per compiled call (``--steps-per-execution``). Measured on a 2-core CPU,
-#: TensorFlow, vae_bernoulli at batch 128: see the README's performance section.
-DEFAULT_STEPS_PER_EXECUTION = 1
-
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-JIT_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,12 @@ Flags override the file, the file overrides the preset.
 from __future__ import annotations
 
 import math
+import tomllib
 import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from benchmark.config import RANGES, RUN_AXES
 from benchmark.errors import UsageError

@@ -28,12 +28,12 @@ import importlib.metadata
 import inspect
 import json
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from benchmark.config import UnitConfig
 from benchmark.data import SHA256, Dataset

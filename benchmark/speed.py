@@ -190,7 +190,7 @@ def side_by_side(table):
 
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.cli import ArgumentParser  # errors as one line, exit status 2
-    from benchmark.device import DEFAULT_STEPS_PER_EXECUTION, JIT_CHOICES, PRECISION_CHOICES
+    from benchmark.config import DEFAULT_STEPS_PER_EXECUTION, JIT_CHOICES, PRECISION_CHOICES
 
     parser = ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all registered)")

@@ -193,7 +193,7 @@ def test_factories_declare_their_tunable_parameters_with_types() -> None:
     from models.registry import parameter_types
 
     assert parameter_types("ae") == {}
-    assert parameter_types("vae_mse") == {"obs_std": float, "beta": float}
+    assert parameter_types("vae_mse") == {"obs_std": float, "obs_noise": str, "beta": float}
     assert parameter_types("vae_bernoulli") == {"beta": float}
     gan = parameter_types("vae_gan")
     assert set(gan) == {"gamma", "feature_layer", "generator_loss", "learning_rate",

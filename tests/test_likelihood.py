@@ -253,11 +253,11 @@ def test_likelihood_preset_and_is_samples_flag():
 
     run = resolve(build_parser().parse_args(["--preset", "likelihood"]), "tensorflow")
     assert run.models == ("vae_bernoulli",) and run.datasets == ("binarized_mnist",)
-    assert (run.batch_size, run.latent_dim, run.is_samples) == (100, 50, 5000)
+    assert (run.batch_size, run.latent_dim, run.is_samples) == ((100,), (50,), (5000,))
     assert {u.is_samples for u in run.units()} == {5000}
     flagged = resolve(
         build_parser().parse_args(["--preset", "likelihood", "--is-samples", "7"]), "tensorflow"
     )
-    assert flagged.is_samples == 7 and flagged.units()[0].unit_id != run.units()[0].unit_id
+    assert flagged.is_samples == (7,) and flagged.units()[0].unit_id != run.units()[0].unit_id
     quick = resolve(build_parser().parse_args(["--preset", "quick"]), "tensorflow")
-    assert quick.is_samples == DEFAULT_IS_SAMPLES and quick.latent_dim == 16
+    assert quick.is_samples == (DEFAULT_IS_SAMPLES,) and quick.latent_dim == (16,)

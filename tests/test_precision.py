@@ -112,6 +112,13 @@ def test_cli_records_the_resolved_settings_in_every_unit(tmp_path):
 # -- the dtype policy ------------------------------------------------------------------------
 
 
+def test_the_command_line_offers_every_precision_a_model_can_be_built_in():
+    from benchmark.config import PRECISION_CHOICES
+    from models.precision import PRECISIONS
+
+    assert ("auto", *PRECISIONS) == PRECISION_CHOICES
+
+
 def test_the_policy_is_restored_after_building_even_on_error():
     before = keras.config.dtype_policy().name
     with dtype_policy("mixed_bfloat16"):
