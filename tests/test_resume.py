@@ -37,8 +37,11 @@ SCORES = [s for s in SUMMARY_SCORES if s != "samples_per_sec"]
 def start(argv: list[str], out: Path, env: dict[str, str]) -> subprocess.Popen:
     """``run_all.py argv --out out`` in a subprocess, its output going to ``out``'s sibling log."""
     with open(out.parent / f"{out.name}.log", "w") as log:  # the child keeps its own copy
+        # SIGINT as a terminal delivers it: a shell that starts jobs in the background (as CI
+        # scripts may) leaves it ignored, and an ignored SIGINT stays ignored in the child.
         return subprocess.Popen([sys.executable, "run_all.py", *argv, "--out", str(out)], cwd=ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 240) -> None:
