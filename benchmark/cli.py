@@ -15,7 +15,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import (
+from benchmark.data.datasets import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
+from benchmark.errors import UsageError
+from benchmark.running.config import (
     DEFAULT_IS_SAMPLES,
     DEFAULT_LATENT_DIM,
     DEFAULT_STEPS_PER_EXECUTION,
@@ -26,9 +28,7 @@ from benchmark.config import (
     RUN_AXES,
     RunConfig,
 )
-from benchmark.data import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
-from benchmark.errors import UsageError
-from benchmark.grid import check_settings, flag_settings, load_grid_file, parse_set
+from benchmark.running.grid import check_settings, flag_settings, load_grid_file, parse_set
 
 PROG = "run_all.py"
 
@@ -70,7 +70,7 @@ def one_line(text: str) -> str:
 
 
 def whole_number(key: str) -> Callable[[str], int]:
-    """An argparse type: a whole number in the range ``RANGES[key]`` of ``benchmark.config``."""
+    """An argparse type: a whole number in the range ``RANGES[key]`` of ``benchmark.running.config``."""
     low, high = RANGES[key]
 
     def parse(text: str) -> int:
@@ -224,7 +224,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         ],
         tuple(model_names),
     )
-    from benchmark.device import detect, resolve_jit, resolve_precision
+    from benchmark.running.device import detect, resolve_jit, resolve_precision
 
     # Probed once the input has passed: a TensorFlow without a GPU logs its search to stderr.
     with quiet_native_stderr(not args.verbose):
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_fetch_parser(prog: str) -> ArgumentParser:
-    from benchmark.fetch import FETCHABLE
+    from benchmark.data.fetch import FETCHABLE
 
     parser = ArgumentParser(
         prog=f"{prog} fetch",
@@ -313,7 +313,7 @@ def build_fetch_parser(prog: str) -> ArgumentParser:
 
 def fetch_main(argv: list[str], prog: str = PROG) -> int:
     """``fetch [DATASET ...]``: download, verify and store; 2 with one line on any failure."""
-    from benchmark.fetch import FETCHABLE, fetch
+    from benchmark.data.fetch import FETCHABLE, fetch
 
     args = build_fetch_parser(prog).parse_args(argv)
     chosen = args.data_dir or os.environ.get(DATA_DIR_ENV) or None
@@ -335,7 +335,7 @@ def fetch_main(argv: list[str], prog: str = PROG) -> int:
 
 def compare(a: Path, b: Path) -> int:
     """``--compare A B``: the table of differences, printed and written into B."""
-    from benchmark.report import compare_runs
+    from benchmark.reporting.report import compare_runs
 
     table, path = compare_runs(a, b)
     print(f"B - A per dataset, model and score (A: {a}, B: {b}):")
@@ -412,10 +412,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_models:
         print("\n".join(models.list_models()))
         return 0
-    from benchmark.aggregate import HEADLINE_SCORES, summary_markdown, write_tables
-    from benchmark.environment import device_line, environment
-    from benchmark.harness import run_grid
-    from benchmark.report import write_report
+    from benchmark.reporting.aggregate import HEADLINE_SCORES, summary_markdown, write_tables
+    from benchmark.reporting.report import write_report
+    from benchmark.running.environment import device_line, environment
+    from benchmark.running.harness import run_grid
 
     def probe() -> dict[str, Any]:
         # Probing the devices is when TensorFlow looks for CUDA, and says so on stderr.

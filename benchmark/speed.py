@@ -77,11 +77,11 @@ def measure_model(
     import keras
     import numpy as np
 
-    from benchmark.config import UnitConfig
-    from benchmark.data import Dataset
-    from benchmark.device import epoch_data, to_device
-    from benchmark.evaluate import evaluate_model
-    from benchmark.harness import build_model
+    from benchmark.data.datasets import Dataset
+    from benchmark.running.config import UnitConfig
+    from benchmark.running.device import epoch_data, to_device
+    from benchmark.running.harness import build_model
+    from benchmark.scoring.evaluate import evaluate_model
 
     rng = np.random.default_rng(0)
     n_test = 10000
@@ -190,7 +190,7 @@ def side_by_side(table):
 
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.cli import ArgumentParser  # errors as one line, exit status 2
-    from benchmark.config import DEFAULT_STEPS_PER_EXECUTION, JIT_CHOICES, PRECISION_CHOICES
+    from benchmark.running.config import DEFAULT_STEPS_PER_EXECUTION, JIT_CHOICES, PRECISION_CHOICES
 
     parser = ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all registered)")
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configurations(args: argparse.Namespace, backend: str) -> list[tuple[str, bool, int]]:
     """Every resolved (precision, jit, steps_per_execution) asked for, ``BASELINE`` first."""
-    from benchmark.device import detect, resolve_jit, resolve_precision
+    from benchmark.running.device import detect, resolve_jit, resolve_precision
 
     device = detect(backend)
     jits = ("off",) if args.no_jit else args.jit
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     import models
-    from benchmark.device import describe, detect
+    from benchmark.running.device import describe, detect
 
     names = args.models.split(",") if args.models else models.list_models()
     unknown = [n for n in names if not models.is_model(n)]

@@ -8,7 +8,7 @@ use the true negative ELBO (``elbo_terms``), whatever ``beta``.
 
 Each subclass also gives ``log_likelihood``: log p(x|z) as a probability of discrete pixel
 values (the set named by ``likelihood_support``), the term the importance-sampled likelihood
-of ``benchmark.likelihood`` is built from, so that it means the same for every model.
+of ``benchmark.scoring.likelihood`` is built from, so that it means the same for every model.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class VAE(GaussianPosterior, Autoencoder):
     variational = True
     has_prior = True
     #: The discrete pixel values ``log_likelihood`` is a distribution over: "binary" ({0, 1})
-    #: or "8bit" (k / 255); ``benchmark.likelihood`` checks the data against it.
+    #: or "8bit" (k / 255); ``benchmark.scoring.likelihood`` checks the data against it.
     likelihood_support: str | None = None
 
     def __init__(self, image_shape, latent_dim: int, beta: float = 1.0, **kwargs):

@@ -62,8 +62,8 @@ def assert_same_scores() -> Callable[[Path, Path], None]:
     import numpy as np
     import pandas as pd
 
-    from benchmark.aggregate import SUMMARY_SCORES
-    from benchmark.harness import REPRODUCIBILITY_RTOL
+    from benchmark.reporting.aggregate import SUMMARY_SCORES
+    from benchmark.running.harness import REPRODUCIBILITY_RTOL
 
     def check(a: Path, b: Path) -> None:
         ra, rb = (pd.read_csv(p / "results.csv").set_index("unit_id").sort_index() for p in (a, b))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.aggregate import (
+from benchmark.reporting.aggregate import (
     RESULT_COLUMNS,
     ci_halfwidth,
     results_frame,

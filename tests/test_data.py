@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmark import data
+from benchmark.data import datasets as data
 from benchmark.errors import UsageError
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.aggregate import RESULT_COLUMNS
 from benchmark.cli import main
-from benchmark.data import load_dataset
-from benchmark.metrics import recon_mse
+from benchmark.data.datasets import load_dataset
+from benchmark.reporting.aggregate import RESULT_COLUMNS
+from benchmark.scoring.metrics import recon_mse
 
 pytestmark = pytest.mark.backend
 

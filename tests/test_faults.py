@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import harness
 from benchmark.cli import main
-from benchmark.config import UnitConfig
-from benchmark.data import load_digits
+from benchmark.data.datasets import load_digits
 from benchmark.errors import UsageError
 from benchmark.io import atomic_path, read_json, run_lock, write_atomic
+from benchmark.running import harness
+from benchmark.running.config import UnitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VAEBENCH_DATA_DIR", "/work/shared/data"))

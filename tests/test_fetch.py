@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import data, fetch
 from benchmark.cli import main
+from benchmark.data import datasets as data
+from benchmark.data import fetch
 
 FILES = tuple(data.IDX_FILES.values())
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics.pairwise import polynomial_kernel as sk_polynomial_kernel
 
-from benchmark import fidelity
-from benchmark.data import load_digits
+from benchmark.data.datasets import load_digits
+from benchmark.scoring import fidelity
 
 # --- precision and recall ----------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ def test_kid_needs_two_vectors():
 
 @pytest.fixture(scope="module")
 def digits_features(tmp_path_factory):
-    from benchmark.frechet import load_or_train
+    from benchmark.scoring.frechet import load_or_train
 
     data = load_digits()
     classifier = load_or_train(data, tmp_path_factory.mktemp("fd_cache"))

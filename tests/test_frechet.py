@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import linalg
 
-from benchmark import frechet
-from benchmark.data import load_digits
-from benchmark.frechet import (
+from benchmark.data.datasets import load_digits
+from benchmark.scoring import frechet
+from benchmark.scoring.frechet import (
     ClassifierConfig,
     frechet_distance,
     frechet_distance_features,

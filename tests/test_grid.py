@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli
-from benchmark.config import PRESETS, RunConfig
-from benchmark.grid import coerce, parse_set
+from benchmark.running.config import PRESETS, RunConfig
+from benchmark.running.grid import coerce, parse_set
 
 SIX_UNITS = ["--preset", "quick", "--models", "vae_bernoulli,vae_mse", "--latent-dim", "2,16",
              "--set", "vae_bernoulli.beta=0.5,2"]  # fmt: skip

@@ -15,9 +15,9 @@ import pytest
 from scipy import stats
 
 import models
-from benchmark.data import Dataset, binarize, binarized, load_dataset
-from benchmark.harness import epoch_images, epoch_order
-from benchmark.likelihood import likelihood_scores, log_importance_weights, nll_is
+from benchmark.data.datasets import Dataset, binarize, binarized, load_dataset
+from benchmark.running.harness import epoch_images, epoch_order
+from benchmark.scoring.likelihood import likelihood_scores, log_importance_weights, nll_is
 
 DIM, LATENT, NOISE = 6, 3, 0.5
 
@@ -249,7 +249,7 @@ def test_binarized_mnist_test_split_is_fixed_and_binary(data_dir):
 
 def test_likelihood_preset_and_is_samples_flag():
     from benchmark.cli import build_parser, resolve
-    from benchmark.config import DEFAULT_IS_SAMPLES
+    from benchmark.running.config import DEFAULT_IS_SAMPLES
 
     run = resolve(build_parser().parse_args(["--preset", "likelihood"]), "tensorflow")
     assert run.models == ("vae_bernoulli",) and run.datasets == ("binarized_mnist",)

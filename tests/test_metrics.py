@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmark import metrics
+from benchmark.scoring import metrics
 
 
 def test_recon_mse_is_per_image_mean_then_average():
@@ -136,7 +136,7 @@ def mnist_gaps(data_dir):
     """
     from scipy.ndimage import gaussian_filter
 
-    from benchmark.data import load_dataset
+    from benchmark.data.datasets import load_dataset
 
     data = load_dataset("mnist", data_dir)
     test = data.x_test.astype(np.float64)

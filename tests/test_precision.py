@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import models
-from benchmark.config import UnitConfig
-from benchmark.data import Dataset, load_digits
-from benchmark.device import (
+from benchmark.data.datasets import Dataset, load_digits
+from benchmark.io import read_json
+from benchmark.running.config import UnitConfig
+from benchmark.running.device import (
     Device,
     DeviceBatches,
     cpu_flags,
@@ -23,7 +24,7 @@ from benchmark.device import (
     resolve_precision,
     to_device,
 )
-from benchmark.harness import (
+from benchmark.running.harness import (
     CHECKPOINT_JSON,
     Progress,
     build_model,
@@ -31,7 +32,6 @@ from benchmark.harness import (
     load_checkpoint,
     save_checkpoint,
 )
-from benchmark.io import read_json
 from models.precision import dtype_policy
 
 CPUINFO = """processor\t: 0
@@ -113,7 +113,7 @@ def test_cli_records_the_resolved_settings_in_every_unit(tmp_path):
 
 
 def test_the_command_line_offers_every_precision_a_model_can_be_built_in():
-    from benchmark.config import PRECISION_CHOICES
+    from benchmark.running.config import PRECISION_CHOICES
     from models.precision import PRECISIONS
 
     assert ("auto", *PRECISIONS) == PRECISION_CHOICES

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.aggregate import results_frame, summary_frame
 from benchmark.cli import main
-from benchmark.evaluate import interpolate, interpolation_pairs
-from benchmark.figures import latent_figure, mosaic, sharpness_figure
-from benchmark.report import FIGURE_KINDS, compare_summaries, findings, summary_table_html
-from benchmark.significance import format_p
+from benchmark.reporting.aggregate import results_frame, summary_frame
+from benchmark.reporting.figures import latent_figure, mosaic, sharpness_figure
+from benchmark.reporting.report import FIGURE_KINDS, compare_summaries, findings, summary_table_html
+from benchmark.reporting.significance import format_p
+from benchmark.scoring.evaluate import interpolate, interpolation_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
@@ -310,8 +310,8 @@ def test_interpolation_runs_between_the_pairs_latent_means():
 
 
 def test_every_summary_score_has_its_legend_text():
-    from benchmark.aggregate import SUMMARY_SCORES
-    from benchmark.report import SCORE_HELP
+    from benchmark.reporting.aggregate import SUMMARY_SCORES
+    from benchmark.reporting.report import SCORE_HELP
 
     assert set(SCORE_HELP) == set(SUMMARY_SCORES)
     assert all(SCORE_HELP.values())

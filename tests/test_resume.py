@@ -1,7 +1,7 @@
 """Resuming: a run killed at any moment loses at most the unit in flight, and a repeated
 command finishes the grid with the results an uninterrupted run gives.
 
-Scores are compared within ``benchmark.harness.REPRODUCIBILITY_RTOL``; on the TensorFlow CPU
+Scores are compared within ``benchmark.running.harness.REPRODUCIBILITY_RTOL``; on the TensorFlow CPU
 backend resumed and uninterrupted runs agree to the bit.
 """
 
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import harness
-from benchmark.aggregate import SUMMARY_SCORES
 from benchmark.cli import main
-from benchmark.config import UnitConfig
-from benchmark.data import load_digits
-from benchmark.harness import REPRODUCIBILITY_RTOL
+from benchmark.data.datasets import load_digits
 from benchmark.io import load_arrays, read_json
+from benchmark.reporting.aggregate import SUMMARY_SCORES
+from benchmark.running import harness
+from benchmark.running.config import UnitConfig
+from benchmark.running.harness import REPRODUCIBILITY_RTOL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def stub_training(monkeypatch: pytest.MonkeyPatch, fake_train: Callable[..., dic
     """Replace training, the FD classifier and the HTML report (the fake units have no arrays)."""
     monkeypatch.setattr(harness, "train_unit", fake_train)
     monkeypatch.setattr(harness, "load_or_train", lambda *args: None)
-    monkeypatch.setattr("benchmark.report.write_report", lambda *args, **kwargs: "report.html")
+    monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
 
 
 def test_interrupted_grid_tables_also_list_units_complete_from_before(

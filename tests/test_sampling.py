@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import models
-from benchmark import sampling
-from benchmark.data import load_digits
-from benchmark.evaluate import GMM_COLUMNS, evaluate_model
+from benchmark.data.datasets import load_digits
+from benchmark.scoring import sampling
+from benchmark.scoring.evaluate import GMM_COLUMNS, evaluate_model
 
 # --- the mixture -------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ with the documented direction, and every summarised score is documented."""
 import re
 from pathlib import Path
 
-from benchmark.aggregate import SUMMARY_SCORES, results_frame, summary_frame
+from benchmark.reporting.aggregate import SUMMARY_SCORES, results_frame, summary_frame
 
 README = Path(__file__).resolve().parents[1] / "reports" / "README.md"
 DIRECTIONS = {"lower", "higher", "descriptive"}
@@ -47,7 +47,7 @@ def test_every_summary_score_is_a_column_of_the_summary():
 
 
 def test_every_summary_score_is_explained_in_the_report():
-    from benchmark.report import SCORE_HELP
+    from benchmark.reporting.report import SCORE_HELP
 
     unexplained = [s for s in SUMMARY_SCORES if s not in SCORE_HELP]
     assert not unexplained, f"summarised but not explained in the report: {unexplained}"

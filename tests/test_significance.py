@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.significance import format_p, holm, welch_p
+from benchmark.reporting.significance import format_p, holm, welch_p
 
 A = np.array([1.0, 1.2, 0.9])
 B = np.array([1.5, 1.9, 1.4, 1.7])

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import harness, identity
 from benchmark.cli import main
-from benchmark.config import IDENTITY_FIELDS, UnitConfig, grid_point
-from benchmark.data import load_digits
+from benchmark.data.datasets import load_digits
+from benchmark.running import harness, identity
+from benchmark.running.config import IDENTITY_FIELDS, UnitConfig, grid_point
 from models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     trained: list[str] = []
     monkeypatch.setattr(harness, "train_unit", fake_train(trained))
     monkeypatch.setattr(harness, "load_or_train", lambda *args: None)
-    monkeypatch.setattr("benchmark.report.write_report", lambda *args, **kwargs: "report.html")
+    monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
     return trained
 
 

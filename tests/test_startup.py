@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import environment
 from benchmark.cli import NATIVE_NOISE, main, quiet_native_stderr
+from benchmark.running import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_help_ends_with_three_worked_examples(capsys):
 
 def test_report_header_names_the_backend_in_use_only(tmp_path):
     from benchmark.io import write_json
-    from benchmark.report import run_meta
+    from benchmark.reporting.report import run_meta
 
     write_json(tmp_path / "config.json", {
         "run": {"preset": "smoke", "models": ["ae"], "seeds": 1, "epochs": 2, "latent_dim": 16,

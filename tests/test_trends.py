@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.aggregate import results_frame, summary_frame, write_tables
-from benchmark.report import compare_summaries, write_report
-from benchmark.significance import format_p, holm
-from benchmark.trends import score_lines, trend_sentence
+from benchmark.reporting.aggregate import results_frame, summary_frame, write_tables
+from benchmark.reporting.report import compare_summaries, write_report
+from benchmark.reporting.significance import format_p, holm
+from benchmark.reporting.trends import score_lines, trend_sentence
 
 LATENT = (2, 8, 32)
 #: fd_sample per latent size, seed offsets 0, +1, -1: lowest at 8 for both VAEs.

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import models
-from benchmark import metrics
-from benchmark.config import UnitConfig
-from benchmark.data import Dataset, load_dataset
-from benchmark.harness import NonFiniteLoss, train_unit
+from benchmark.data.datasets import Dataset, load_dataset
+from benchmark.running.config import UnitConfig
+from benchmark.running.harness import NonFiniteLoss, train_unit
+from benchmark.scoring import metrics
 from models.networks import build_discriminator
 from models.precision import dtype_policy
 from models.vae_gan import PARTS, VAEGAN

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import harness
-from benchmark.config import UnitConfig
-from benchmark.data import hold_out_validation, load_digits
+from benchmark.data.datasets import hold_out_validation, load_digits
+from benchmark.running import harness
+from benchmark.running.config import UnitConfig
 
 pytestmark = pytest.mark.backend
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmark.data import Dataset
+from benchmark.data.datasets import Dataset
 from benchmark.io import save_model, write_json
 
 #: Overrides the classifier cache folder (default: ``<out>/../.cache``, see ``cache_dir_for``).

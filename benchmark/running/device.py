@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmark.config import JIT_CHOICES, PRECISION_CHOICES
+from benchmark.running.config import JIT_CHOICES, PRECISION_CHOICES
 
 #: CPU flags of hardware bfloat16 arithmetic (Intel AMX tiles, AVX-512 BF16 dot products).
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -1,7 +1,7 @@
 """Configurations: presets, one training unit, and a whole run (a grid of units).
 
 Everything a result depends on is in ``UnitConfig``: the settings the run chose and, filled
-in by ``benchmark.identity`` before training, the resolved model configuration, a
+in by ``benchmark.running.identity`` before training, the resolved model configuration, a
 fingerprint of the model's code, the data's identity and the vaebench version. Its hash
 names the unit's directory, so a changed setting, default or model never reuses a stale
 result.
@@ -97,13 +97,13 @@ DEFAULT_LATENT_DIM = 16
 
 #: ``--precision``: ``auto`` or a Keras dtype policy of ``models.precision.PRECISIONS``.
 PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16")
-#: ``--jit``: XLA compilation, or ``auto`` (``benchmark.device.resolve_jit``).
+#: ``--jit``: XLA compilation, or ``auto`` (``benchmark.running.device.resolve_jit``).
 JIT_CHOICES = ("auto", "on", "off")
 #: Training steps per compiled call (``--steps-per-execution``). Measured on a 2-core CPU,
 #: TensorFlow, vae_bernoulli at batch 128: see the README's performance section.
 DEFAULT_STEPS_PER_EXECUTION = 1
 
-#: K of the importance-sampled likelihood (``benchmark.likelihood``) where a preset sets none:
+#: K of the importance-sampled likelihood (``benchmark.scoring.likelihood``) where a preset sets none:
 #: on 10,000 MNIST test images it took 2.7 s on a 2-core CPU, a few percent of a quick unit
 #: (about 100 s of training); see the README.
 DEFAULT_IS_SAMPLES = 5
@@ -133,7 +133,7 @@ class UnitConfig:
 
     ``model_args`` are the model parameters the run chose (``--set``); ``model_config``,
     ``code``, ``data`` and ``version`` (``IDENTITY_FIELDS``) are filled in by
-    ``benchmark.identity.resolve_unit``: every parameter of the model as built, defaults
+    ``benchmark.running.identity.resolve_unit``: every parameter of the model as built, defaults
     included; a digest per source module of the model; the data's identity; the vaebench
     version. Every field is part of ``unit_id``.
     """

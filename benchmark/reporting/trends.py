@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import figures
-from benchmark.aggregate import (
+from benchmark.reporting import figures
+from benchmark.reporting.aggregate import (
     HAS_PRIOR,
     LOWER,
     SUMMARY_SCORES,
@@ -28,7 +28,7 @@ from benchmark.aggregate import (
     is_ranked,
     setting_value,
 )
-from benchmark.significance import format_p, holm, welch_p
+from benchmark.reporting.significance import format_p, holm, welch_p
 
 #: Scores drawn against each swept setting, where present.
 TREND_SCORES = (

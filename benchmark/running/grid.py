@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import RANGES, RUN_AXES
 from benchmark.errors import UsageError
+from benchmark.running.config import RANGES, RUN_AXES
 
 #: Keys a grid file may hold.
 FILE_KEYS = ("preset", "models", "datasets", "seeds", *RUN_AXES, "out", "data_dir", "plugins", "set")

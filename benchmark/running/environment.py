@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from benchmark.device import describe, detect
+from benchmark.running.device import describe, detect
 from benchmark.speed import matmul_gflops
 
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")

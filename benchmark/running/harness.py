@@ -19,7 +19,7 @@ resume includes compiling again, which the median in ``samples_per_sec`` ignores
 ``resumed_from_epoch`` says where it resumed (0: trained in one go).
 
 Identity and stale units. Before the grid starts, every unit's identity is resolved
-(``benchmark.identity``): its model's full configuration, its code's fingerprint and its
+(``benchmark.running.identity``): its model's full configuration, its code's fingerprint and its
 data's digest are part of its hash. A complete unit of the same grid point (model, dataset,
 seed and the chosen settings) whose identity differs is out of date: the run says why
 (``beta: 4.0 -> 0.5``, ``models/vae.py changed``) and trains the unit anew, unless
@@ -49,14 +49,8 @@ import numpy as np
 import pandas as pd
 
 import models
-from benchmark.aggregate import write_tables
-from benchmark.config import RUN_AXES, RunConfig, UnitConfig, grid_point
-from benchmark.data import Dataset, binarize, load_dataset
-from benchmark.device import epoch_data, to_device
+from benchmark.data.datasets import Dataset, binarize, load_dataset
 from benchmark.errors import UsageError
-from benchmark.evaluate import evaluate_model
-from benchmark.frechet import FeatureClassifier, cache_dir_for, load_or_train
-from benchmark.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
 from benchmark.io import (
     load_arrays,
     read_json_or_none,
@@ -67,6 +61,12 @@ from benchmark.io import (
     write_atomic,
     write_json,
 )
+from benchmark.reporting.aggregate import write_tables
+from benchmark.running.config import RUN_AXES, RunConfig, UnitConfig, grid_point
+from benchmark.running.device import epoch_data, to_device
+from benchmark.running.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
+from benchmark.scoring.evaluate import evaluate_model
+from benchmark.scoring.frechet import FeatureClassifier, cache_dir_for, load_or_train
 from models.precision import dtype_policy
 
 #: Test images whose reconstructions are saved after the first, middle and last epoch.

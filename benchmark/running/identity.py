@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.config import UnitConfig
-from benchmark.data import SHA256, Dataset
+from benchmark.data.datasets import SHA256, Dataset
 from benchmark.errors import UsageError
+from benchmark.running.config import UnitConfig
 
 #: Keys of ``get_config()`` that are not parameters of the model.
 NOT_PARAMETERS = ("image_shape", "latent_dim", "seed", "name", "trainable", "dtype")
@@ -45,7 +45,7 @@ NOT_PARAMETERS = ("image_shape", "latent_dim", "seed", "name", "trainable", "dty
 #: Modules of the ``models`` package that hold no model code (the registry's plumbing).
 NOT_MODEL_CODE = ("models", "models.registry")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache

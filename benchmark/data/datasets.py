@@ -4,7 +4,7 @@
 files (``<folder>/<dataset>/train-images-idx3-ubyte.gz`` etc.), each file checked against its
 published SHA-256. The folder is ``--data-dir``, else ``$VAEBENCH_DATA_DIR``, else the per-user
 cache folder (``default_data_dir``), which a run fills on first use when the files are missing
-and the network answers (``benchmark.fetch``; ``vaebench fetch`` does it ahead of time).
+and the network answers (``benchmark.data.fetch``; ``vaebench fetch`` does it ahead of time).
 ``digits`` is scikit-learn's bundled 8x8 set and needs no file.
 
 Every dataset holds out the last ``VALIDATION_FRACTION`` of its training split as a
@@ -279,7 +279,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     if root is None:
         root = default_data_dir()
         if not has_files(name, root):
-            from benchmark.fetch import fetch_on_first_use
+            from benchmark.data.fetch import fetch_on_first_use
 
             fetch_on_first_use(name, root)
     return hold_out_validation(load_idx_dir(name, root))

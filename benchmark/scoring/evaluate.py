@@ -1,10 +1,10 @@
-"""Score a trained model on a dataset's test split (the metrics of ``benchmark.metrics``,
-``benchmark.fidelity`` and ``benchmark.sampling``).
+"""Score a trained model on a dataset's test split (the metrics of ``benchmark.scoring.metrics``,
+``benchmark.scoring.fidelity`` and ``benchmark.scoring.sampling``).
 
 Sample sets. ``sample`` are decodings of z ~ N(0, I), the prior of the variational models
 (``has_prior``); for a model without a prior they measure the scale of its latent space, not
 the model, and are reported but not ranked. ``sample_gmm`` are decodings of draws from a
-10-component Gaussian mixture fitted to the training latent means (``benchmark.sampling``):
+10-component Gaussian mixture fitted to the training latent means (``benchmark.scoring.sampling``):
 every model has them. Each set has as many images as the test split.
 
 Scores that cannot be computed on a unit's data (too few images for k = 3 neighbours, too few
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmark import fidelity, metrics, sampling
-from benchmark.config import CLASSIFIER_TRAIN_SIZE, DEFAULT_IS_SAMPLES
-from benchmark.data import Dataset
-from benchmark.frechet import frechet_distance_features
-from benchmark.likelihood import likelihood_scores
+from benchmark.data.datasets import Dataset
+from benchmark.running.config import CLASSIFIER_TRAIN_SIZE, DEFAULT_IS_SAMPLES
+from benchmark.scoring import fidelity, metrics, sampling
+from benchmark.scoring.frechet import frechet_distance_features
+from benchmark.scoring.likelihood import likelihood_scores
 
 if TYPE_CHECKING:
-    from benchmark.frechet import FeatureClassifier
+    from benchmark.scoring.frechet import FeatureClassifier
 
 EVAL_BATCH = 1000
 
@@ -100,7 +100,7 @@ def evaluate_model(
     - ``spectral_gap_R``: RMS over radial frequency rings of the log ratio of the mean power
       spectra of ``R`` and of the test images (``metrics.spectral_gap``), natural-log units;
       0 is the real spectrum, lower is better.
-    - With a ``classifier`` (``benchmark.frechet``), in its feature space against the test
+    - With a ``classifier`` (``benchmark.scoring.frechet``), in its feature space against the test
       images: ``fd_S`` (Fréchet distance, squared feature units, lower is better; floor
       ``fd_real``, with the classifier's accuracy ``fd_classifier_acc``), ``precision_S`` and
       ``recall_S`` (fractions in [0, 1], k = 3, higher is better), ``kid_S`` and its standard
@@ -112,7 +112,7 @@ def evaluate_model(
     - ``neg_elbo``, ``kl`` (variational models): nats per image, descriptive.
     - ``nll_is`` (nats per image) and ``bits_per_dim``: the importance-weighted bound with
       ``is_samples`` samples under the model's discrete pixel likelihood
-      (``benchmark.likelihood``); lower is better; NaN where the likelihood is undefined.
+      (``benchmark.scoring.likelihood``); lower is better; NaN where the likelihood is undefined.
     - ``has_prior`` (bool), ``notes`` (str, empty when no score is missing).
     """
     # One BLAS thread for the numpy and scikit-learn scores: their matrices are small (at most

@@ -2,8 +2,8 @@
 
 The report is one self-contained page that opens offline: inline CSS, no script, and PNG
 figures in ``<out>/figures/`` linked by relative paths. Per dataset it holds the summary table
-(``benchmark.aggregate``), the generation-quality note (``benchmark.frechet``), findings
-written from the numbers, and per-model figures of seed 0 (``benchmark.figures``).
+(``benchmark.reporting.aggregate``), the generation-quality note (``benchmark.scoring.frechet``), findings
+written from the numbers, and per-model figures of seed 0 (``benchmark.reporting.figures``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from benchmark import figures, trends
-from benchmark.aggregate import (
+from benchmark.errors import UsageError
+from benchmark.io import read_json, write_atomic
+from benchmark.reporting import figures, trends
+from benchmark.reporting.aggregate import (
     CONFIDENCE,
     DESCRIPTIVE,
     HAS_PRIOR,
@@ -32,9 +34,7 @@ from benchmark.aggregate import (
     is_prior_sample_score,
     setting_value,
 )
-from benchmark.errors import UsageError
-from benchmark.io import read_json, write_atomic
-from benchmark.significance import ALPHA, format_p, holm, welch_p
+from benchmark.reporting.significance import ALPHA, format_p, holm, welch_p
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"

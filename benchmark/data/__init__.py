@@ -1,0 +1,1 @@
+"""Datasets: loading, checksums, splits and fetching."""

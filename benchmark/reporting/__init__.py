@@ -1,0 +1,1 @@
+"""Aggregation of finished units into tables, statistics, figures and the HTML report."""

@@ -1,0 +1,1 @@
+"""Running a grid: configuration, units, devices, identity and the training harness."""

@@ -1,0 +1,1 @@
+"""Scores of a trained model: reconstruction, sharpness, likelihood, fidelity, latent probes."""
