@@ -145,3 +145,24 @@ def test_one_model_trains_and_scores_for_one_epoch(mocked, name, tmp_path, monke
                    "latent_acc_knn", "fd_classifier_acc", "neg_elbo"):  # fmt: skip
         assert np.isfinite(row[column]), column
     assert 0 <= row["latent_acc_logreg"] <= 1 and 0 <= row["fd_classifier_acc"] <= 1
+
+
+def test_latent_probes_on_attributes_average_the_probed_ones():
+    from benchmark.data.datasets import Dataset
+    from benchmark.scoring import metrics
+    from benchmark.scoring.evaluate import latent_probe
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (400, 3))
+    z = np.column_stack([y[:, 0], y[:, 2], np.zeros(400)]) + 0.1 * rng.standard_normal((400, 3))  # codes a, c
+    x = np.zeros((400, 2, 2, 1), np.float32)
+
+    def probe(*probes):
+        data = Dataset("attrs", x[:300], y[:300], x[300:], y[300:], source="test", label_names=("a", "b", "c"), probes=probes)
+        return latent_probe(metrics.latent_acc_logreg, data, z[:300], y[:300], z[300:], y[300:])
+
+    assert probe("a", "c") == 1.0  # both attributes are in the code
+    assert 0.3 < probe("b") < 0.7  # b is not: chance
+    assert probe("a", "b") == pytest.approx((1.0 + probe("b")) / 2)
+    with pytest.raises(ValueError, match="no attributes"):
+        probe()
