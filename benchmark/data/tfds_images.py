@@ -12,8 +12,10 @@ offline), then each split is converted once to a uint8 ``.npy`` file beside tfds
 those files (``ImageArray``): a split is read a batch at a time, never converted whole.
 
 CelebA is cropped to the 148x148 square at rows 40..187 and columns 15..162 of the 218x178
-aligned image (the crop of Larsen et al.'s code, which keeps the face and some hair), then
-resized to 64x64 (bilinear, antialiased). It has no classes: its labels are the 40 binary
+aligned image (the crop box ``(40, 218 - 30, 15, 178 - 15)`` of Larsen et al.'s code,
+``dataset/celeba.py`` of andersbll/autoencoding_beyond_pixels: the face and some hair), then
+resized to 64x64 with an antialiased bilinear filter (their code smooths with a Gaussian of
+sigma sqrt(148 / 64) / 2 and resizes bicubically; both low-pass before subsampling). It has no classes: its labels are the 40 binary
 attributes, and its validation split is CelebA's own.
 """
 
