@@ -166,3 +166,44 @@ def test_latent_probes_on_attributes_average_the_probed_ones():
     assert probe("a", "b") == pytest.approx((1.0 + probe("b")) / 2)
     with pytest.raises(ValueError, match="no attributes"):
         probe()
+
+
+class CountingImages(ImageArray):
+    """An ``ImageArray`` that remembers the most rows one read asked for."""
+
+    def __init__(self, raw, log: list[int]):
+        super().__init__(raw)
+        self.log = log
+
+    def __getitem__(self, key):
+        images = super().__getitem__(key)
+        self.log.append(len(images))
+        return images
+
+    def rows(self, start, stop):
+        return CountingImages(self.raw[start:stop], self.log)
+
+
+@pytest.mark.backend
+def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path, monkeypatch):
+    """No step holds the whole training split as float32: training, the validation losses and
+    the scores read it in batches (the latent classifiers in a subset of fixed size)."""
+    import keras
+
+    from benchmark.data.datasets import Dataset, hold_out_validation
+    from benchmark.running import harness
+    from benchmark.running.config import UnitConfig
+    from benchmark.scoring import evaluate
+
+    monkeypatch.setattr(evaluate, "CLASSIFIER_TRAIN_SIZE", 64)
+    rng = np.random.default_rng(0)
+    reads: list[int] = []
+    raw = rng.integers(0, 256, (400, 16, 16, 3), dtype=np.uint8)
+    data = hold_out_validation(Dataset("synthetic", CountingImages(raw, reads), rng.integers(0, 10, 400),
+                                       raw[:40] / np.float32(255), rng.integers(0, 10, 40), source="test"))  # fmt: skip
+    config = UnitConfig("vae_mse", "synthetic", 0, epochs=1, latent_dim=4, batch_size=32, train_limit=None,
+                        test_limit=None, backend=keras.backend.backend())  # fmt: skip
+    row = harness.train_unit(config, data, tmp_path / "unit", verbose=0)
+    assert row["status"] == "ok" and row["n_train"] == 360 and row["n_val"] == 40
+    assert reads and max(reads) <= 64  # batches of 32, the classifiers' subset of 64
+    assert sum(reads) >= 360 + 40  # every training and validation image was read
