@@ -9,7 +9,9 @@ On first use a dataset is downloaded and prepared by tfds (only when its downloa
 answers, checked first with a 5 s connection timeout: tfds itself retries for minutes
 offline), then each split is converted once to a uint8 ``.npy`` file beside tfds' own files
 (``<tfds folder>/<tfds name>/<version>/vaebench/<split>-<H>x<W>.npy``). Later runs memory-map
-those files (``ImageArray``): a split is read a batch at a time, never converted whole.
+those files (``ImageArray``): a split is read a batch at a time, never converted whole. Once
+converted, tfds' own files are no longer needed: the ``vaebench`` folder alone can be copied
+to another machine.
 
 CelebA is cropped to the 148x148 square at rows 40..187 and columns 15..162 of the 218x178
 aligned image (the crop box ``(40, 218 - 30, 15, 178 - 15)`` of Larsen et al.'s code,
@@ -126,11 +128,11 @@ def _quiet_absl():
         log.setLevel(level)
 
 
-def prepare(name: str, data_dir: Path | None, *, say=print):
+def prepare(name: str, data_dir: Path | None, builder=None, *, say=print):
     """The dataset's tfds builder, downloaded and prepared if it was not; a UsageError (one
     line, nothing left behind) when it is absent and its server does not answer."""
     spec = TFDS_IMAGES[name]
-    builder = _builder(spec, data_dir)
+    builder = builder or _builder(spec, data_dir)
     with _quiet_absl():
         if builder.is_prepared():
             return builder
@@ -199,13 +201,18 @@ def _convert(builder, spec: TfdsImages, split: str, folder: Path) -> None:
         del images, labels
 
 
+def _cached(split: str, folder: Path) -> Path | None:
+    """The uint8 image file of ``split`` in ``folder``, when it was converted already."""
+    found = sorted(p for p in folder.glob(f"{split}-*x*.npy") if not p.name.endswith("-labels.npy"))
+    return found[0] if found else None
+
+
 def _split(builder, spec: TfdsImages, split: str, folder: Path) -> tuple[ImageArray, np.ndarray]:
     """Images (memory-mapped) and labels of ``split`` from ``folder``, converting them once."""
-    found = sorted(p for p in folder.glob(f"{split}-*x*.npy") if not p.name.endswith("-labels.npy"))
-    if not found:
+    path = _cached(split, folder)
+    if path is None:
         _convert(builder, spec, split, folder)
-        found = sorted(p for p in folder.glob(f"{split}-*x*.npy") if not p.name.endswith("-labels.npy"))
-    path = found[0]
+        path = _cached(split, folder)
     images = np.load(path, mmap_mode="r")
     labels = np.load(path.with_name(path.stem + "-labels.npy"))
     return ImageArray(images), labels
@@ -217,8 +224,11 @@ def load_tfds_images(name: str, data_dir: Path | None):
     from benchmark.data.datasets import Dataset
 
     spec = TFDS_IMAGES[name]
-    builder = prepare(name, data_dir)
+    builder = _builder(spec, data_dir)
     folder = cache_folder(name, data_dir, str(builder.info.version))
+    splits = [spec.train, spec.test, *([spec.validation] if spec.validation else [])]
+    if any(_cached(split, folder) is None for split in splits):  # the converted arrays suffice
+        prepare(name, data_dir, builder)
     x_train, y_train = _split(builder, spec, spec.train, folder)
     x_test, y_test = _split(builder, spec, spec.test, folder)
     x_val, y_val = _split(builder, spec, spec.validation, folder) if spec.validation else (None, None)

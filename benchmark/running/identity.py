@@ -11,7 +11,8 @@
   digest is of the module's syntax tree without docstrings, so a comment or a docstring
   changes nothing. A model class may declare ``code_version = "..."`` instead;
 - ``data``: the data's source and a digest of its arrays as cut to the limits (plus, for
-  the IDX files, their published SHA-256);
+  the IDX files, their published SHA-256); memory-mapped images (``ImageArray``) are digested
+  as stored, uint8, a chunk at a time;
 - ``version``: the vaebench version.
 
 Code outside the model (the harness, the scores, the report) is not part of the identity:
