@@ -162,7 +162,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     parser.add_argument("--set", type=set_spec, action="append", default=[], metavar="MODEL.PARAM=V1[,V2...]", dest="settings",
                         help="set a model parameter, or sweep it over a list (repeatable; *.PARAM: every model that has it), "
                              "e.g. vae_mse.obs_std=0.05,0.1 or *.beta=0.5,1,2")
-    parser.add_argument("--data-dir", help=f"folder with <dataset>/*-ubyte.gz files (default: ${DATA_DIR_ENV}, else {default_data_dir()}, filled on first use)")
+    parser.add_argument("--data-dir", help=f"folder with <dataset>/*-ubyte.gz files or tensorflow-datasets folders (default: ${DATA_DIR_ENV}, else {default_data_dir()}, filled on first use)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
     parser.add_argument("--reuse-stale", action="store_true",

@@ -147,3 +147,19 @@ def test_cache_dir_defaults_beside_the_run_folder(tmp_path, monkeypatch):
     assert frechet.cache_dir_for(tmp_path / "runs" / "smoke") == (tmp_path / "runs" / ".cache").resolve()
     monkeypatch.setenv(frechet.CACHE_DIR_ENV, str(tmp_path / "elsewhere"))
     assert frechet.cache_dir_for(tmp_path / "runs" / "smoke") == tmp_path / "elsewhere"
+
+
+def test_attribute_labels_train_a_multi_label_classifier(tmp_path):
+    """Binary attributes (CelebA's kind of label): one sigmoid output each, learnt together."""
+    from benchmark.data.datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.random((600, 8, 8, 3)).astype(np.float32)
+    # Attribute 0: the red channel is bright; attribute 1: the top half is brighter than the bottom.
+    y = np.stack([x[..., 0].mean(axis=(1, 2)) > 0.5, x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))], 1)
+    data = Dataset("attrs", x[:500], y[:500].astype(np.int64), x[500:], y[500:].astype(np.int64), source="test")
+    config = frechet.ClassifierConfig(epochs=3, min_epoch_steps=100)
+    fc = frechet.load_or_train(data, tmp_path, config)
+    assert fc.model.output.shape[-1] == 2
+    assert fc.test_accuracy > 0.8  # chance is 0.5 per attribute
+    assert fc.features(data.x_test).shape == (100, config.features)

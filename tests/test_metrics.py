@@ -39,10 +39,21 @@ def test_laplacian_variance_ignores_constants_and_linear_ramps():
     np.testing.assert_allclose(metrics.laplacian_variance(np.concatenate([flat, ramp])), 0, atol=1e-12)
 
 
-def test_laplacian_variance_averages_colour_channels():
+def test_laplacian_variance_of_grey_in_three_channels_is_that_of_the_grey_image():
     grey = np.random.default_rng(0).random((2, 6, 6, 1))
     colour = np.repeat(grey, 3, axis=-1)
     np.testing.assert_allclose(metrics.laplacian_variance(colour), metrics.laplacian_variance(grey))
+
+
+def test_laplacian_variance_of_colour_is_that_of_its_luminance():
+    rgb = np.random.default_rng(1).random((3, 8, 8, 3))
+    luma = metrics.luminance(rgb)[..., None]
+    np.testing.assert_allclose(metrics.laplacian_variance(rgb), metrics.laplacian_variance(luma))
+    # A pattern in the blue channel alone counts for 0.114 of its amplitude, not a third.
+    blue = np.zeros((1, 8, 8, 3))
+    blue[0, ::2, :, 2] = 1.0
+    stripes = blue[..., 2:]
+    np.testing.assert_allclose(metrics.laplacian_variance(blue), 0.114**2 * metrics.laplacian_variance(stripes))
 
 
 def test_blurring_lowers_sharpness():

@@ -5,7 +5,10 @@ files (``<folder>/<dataset>/train-images-idx3-ubyte.gz`` etc.), each file checke
 published SHA-256. The folder is ``--data-dir``, else ``$VAEBENCH_DATA_DIR``, else the per-user
 cache folder (``default_data_dir``), which a run fills on first use when the files are missing
 and the network answers (``benchmark.data.fetch``; ``vaebench fetch`` does it ahead of time).
-``digits`` is scikit-learn's bundled 8x8 set and needs no file.
+``digits`` is scikit-learn's bundled 8x8 set and needs no file. ``cifar10``, ``svhn_cropped``
+and ``celeb_a`` (64x64) come through tensorflow-datasets (``benchmark.data.tfds_images``): their
+splits are memory-mapped uint8 arrays (``benchmark.data.images.ImageArray``) that read as
+float32 in [0, 1] a batch at a time.
 
 Every dataset holds out the last ``VALIDATION_FRACTION`` of its training split as a
 validation split (``x_val``, ``y_val``): the same images for every model and seed, never
@@ -22,11 +25,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.images import rows
+from benchmark.data.tfds_images import TFDS_IMAGES, load_tfds_images
 from benchmark.errors import UsageError
 
 DATA_DIR_ENV = "VAEBENCH_DATA_DIR"
@@ -66,17 +72,19 @@ SOURCES = {
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 }
 
-DATASETS = ("mnist", "fashion_mnist", "digits", "binarized_mnist")
-
 #: Seed of the one binarization of ``binarized_mnist``'s test and validation images.
 BINARIZE_TEST_SEED = 20160101
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train, validation and test splits. Images (n, H, W, C) float32 in [0, 1]; labels (n,) int64.
+    """Train, validation and test splits. Images (n, H, W, C) float32 in [0, 1] (an ndarray, or
+    an ``ImageArray`` whose slices are); labels (n,) int64 classes, or (n, k) 0/1 attributes
+    named by ``label_names``.
 
     ``x_val``/``y_val`` are None for a dataset built without a validation split.
+
+    ``probes``: for attribute labels, the attributes the latent classifiers predict.
 
     ``binarize``: the training images are pixel probabilities, to be drawn as binary images
     afresh for every epoch (``binarize``, the function); the test images are binary already.
@@ -91,6 +99,8 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     binarize: bool = False
+    label_names: tuple[str, ...] = ()
+    probes: tuple[str, ...] = ()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -107,12 +117,11 @@ class Dataset:
         """
         return replace(
             self,
-            x_train=self.x_train[:train_limit],
+            x_train=rows(self.x_train, None, train_limit),
             y_train=self.y_train[:train_limit],
-            x_test=self.x_test[:test_limit],
+            x_test=rows(self.x_test, None, test_limit),
             y_test=self.y_test[:test_limit],
         )
-
 
     def fixed(self) -> Dataset:
         """What scores see: for a ``binarize`` dataset, the training images drawn once with a
@@ -157,9 +166,9 @@ def hold_out_validation(data: Dataset, fraction: float = VALIDATION_FRACTION) ->
     n_train = len(data.x_train) - n_val
     return replace(
         data,
-        x_train=data.x_train[:n_train],
+        x_train=rows(data.x_train, None, n_train),
         y_train=data.y_train[:n_train],
-        x_val=data.x_train[n_train:],
+        x_val=rows(data.x_train, n_train, None),
         y_val=data.y_train[n_train:],
     )
 
@@ -262,19 +271,9 @@ def load_digits() -> Dataset:
     return Dataset("digits", x_train, y_train, x_test, y_test, source="sklearn.datasets.load_digits")
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load dataset ``name`` (one of ``DATASETS``) with its validation split held out.
-
-    IDX files come from ``data_dir``, else ``$VAEBENCH_DATA_DIR``, else the default folder,
-    which is filled from ``SOURCES`` when it lacks them (a UsageError naming ``vaebench
-    fetch`` when that fails).
-    """
-    if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if name == "binarized_mnist":
-        return binarized(load_dataset("mnist", data_dir))
-    if name == "digits":
-        return hold_out_validation(load_digits())
+def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
+    """``mnist`` or ``fashion_mnist`` from IDX files: ``data_dir``, else ``$VAEBENCH_DATA_DIR``,
+    else the default folder, filled from ``SOURCES`` when it lacks them."""
     root = resolve_data_dir(data_dir)
     if root is None:
         root = default_data_dir()
@@ -283,3 +282,34 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
 
             fetch_on_first_use(name, root)
     return hold_out_validation(load_idx_dir(name, root))
+
+
+def load_tfds(name: str, data_dir: str | os.PathLike | None) -> Dataset:
+    """A dataset of ``TFDS_IMAGES``, with its own validation split or the last 10% held out."""
+    data = load_tfds_images(name, resolve_data_dir(data_dir))
+    return data if data.x_val is not None else hold_out_validation(data)
+
+
+#: Every dataset by name: its loader, called with (name, data_dir).
+LOADERS: dict[str, Callable[[str, str | os.PathLike | None], Dataset]] = {
+    "mnist": load_mnist_like,
+    "fashion_mnist": load_mnist_like,
+    "digits": lambda name, data_dir: hold_out_validation(load_digits()),
+    "binarized_mnist": lambda name, data_dir: binarized(load_dataset("mnist", data_dir)),
+    **dict.fromkeys(TFDS_IMAGES, load_tfds),
+}
+
+DATASETS = tuple(LOADERS)
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load dataset ``name`` (one of ``DATASETS``) with its validation split held out.
+
+    IDX files come from ``data_dir``, else ``$VAEBENCH_DATA_DIR``, else the default folder,
+    which is filled from ``SOURCES`` when it lacks them (a UsageError naming ``vaebench
+    fetch`` when that fails); tensorflow-datasets data from ``data_dir`` or tfds' default
+    folder (``benchmark.data.tfds_images``).
+    """
+    if name not in LOADERS:
+        raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return LOADERS[name](name, data_dir)

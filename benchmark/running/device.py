@@ -23,6 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from benchmark.data.batches import ImageBatches
+from benchmark.data.images import ImageArray
 from benchmark.running.config import JIT_CHOICES, PRECISION_CHOICES
 
 #: CPU flags of hardware bfloat16 arithmetic (Intel AMX tiles, AVX-512 BF16 dot products).
@@ -155,14 +157,24 @@ def keeps_data_on_device(backend: str) -> bool:
 
 def to_device(x: np.ndarray):
     """``x`` copied once onto the device where ``keeps_data_on_device``, else ``x`` itself."""
-    if keeps_data_on_device(keras.backend.backend()):
+    if keeps_data_on_device(keras.backend.backend()) and isinstance(x, np.ndarray):
         return keras.ops.convert_to_tensor(x)
-    return x
+    return x  # an ``ImageArray`` stays on the host, read a batch at a time
+
+
+def validation_data(x_val, batch_size: int):
+    """``fit``'s ``validation_data`` for the images ``x_val`` (None when there are none):
+    the array itself, or its batches for an ``ImageArray``."""
+    if x_val is None:
+        return None
+    return ImageBatches(x_val, batch_size) if isinstance(x_val, ImageArray) else (x_val,)
 
 
 def epoch_data(x, order: np.ndarray, batch_size: int) -> dict:
     """``fit`` arguments for one epoch of ``x`` (from ``to_device``) in ``order``: on the device,
     a gather there and ``DeviceBatches``; else the reordered array and the batch size."""
+    if isinstance(x, ImageArray):
+        return {"x": ImageBatches(x, batch_size, order)}
     if isinstance(x, np.ndarray):
         return {"x": x[order], "batch_size": batch_size}
     return {"x": DeviceBatches(keras.ops.take(x, order, axis=0), batch_size)}

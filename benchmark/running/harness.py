@@ -63,7 +63,7 @@ from benchmark.io import (
 )
 from benchmark.reporting.aggregate import write_tables
 from benchmark.running.config import RUN_AXES, RunConfig, UnitConfig, grid_point
-from benchmark.running.device import epoch_data, to_device
+from benchmark.running.device import epoch_data, to_device, validation_data
 from benchmark.running.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
 from benchmark.scoring.evaluate import evaluate_model
 from benchmark.scoring.frechet import FeatureClassifier, cache_dir_for, load_or_train
@@ -220,7 +220,7 @@ def train_unit(
     recorder.epoch_seconds, recorder.snapshots = progress.epoch_seconds, progress.snapshots
     callbacks = [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopAfterOneEpoch()]
     # The same losses on the validation split after every epoch: ``val_*`` in history.csv.
-    validation = None if data.x_val is None else (data.x_val,)
+    validation = validation_data(data.x_val, config.batch_size)
     start = last_save = time.perf_counter()
     trained_before = progress.train_seconds
     x_train = None if data.binarize else to_device(data.x_train)  # on JAX, copied to the device once
@@ -273,6 +273,7 @@ def train_unit(
         "n_train": len(data.x_train),
         "n_val": data.n_val,
         "n_test": len(data.x_test),
+        "data_source": data.source,
         "resumed_from_epoch": progress.resumed_from_epoch,
         "status": "ok",
     }
@@ -500,7 +501,7 @@ def load_datasets(run: RunConfig) -> dict[str, Dataset]:
     for name in run.datasets:
         data = load_dataset(name, run.data_dir)
         for limit in run.train_limit:
-            n = len(data.x_train[:limit])
+            n = len(data.x_train) if limit is None else min(limit, len(data.x_train))
             for batch_size in run.batch_size:
                 if batch_size > n:
                     raise UsageError(

@@ -11,7 +11,8 @@
   digest is of the module's syntax tree without docstrings, so a comment or a docstring
   changes nothing. A model class may declare ``code_version = "..."`` instead;
 - ``data``: the data's source and a digest of its arrays as cut to the limits (plus, for
-  the IDX files, their published SHA-256);
+  the IDX files, their published SHA-256); memory-mapped images (``ImageArray``) are digested
+  as stored, uint8, a chunk at a time;
 - ``version``: the vaebench version.
 
 Code outside the model (the harness, the scores, the report) is not part of the identity:
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.datasets import SHA256, Dataset
+from benchmark.data.images import ImageArray
 from benchmark.errors import UsageError
 from benchmark.running.config import UnitConfig
 
@@ -173,9 +175,12 @@ def dataset_identity(data: Dataset) -> dict[str, Any]:
     digest = hashlib.sha256()
     for f in dataclasses.fields(data):
         value = getattr(data, f.name)
-        if f.name in ("name", "source"):
+        if f.name in ("name", "source") or (isinstance(value, tuple) and not value):  # no label names, probes
             continue
-        if isinstance(value, np.ndarray):
+        if isinstance(value, ImageArray):  # hashed as stored (uint8), a chunk at a time
+            digest.update(f"{f.name}:".encode())
+            value.digest_into(digest)
+        elif isinstance(value, np.ndarray):
             array = np.ascontiguousarray(value)
             digest.update(f"{f.name}:{array.dtype.str}:{array.shape}".encode())
             digest.update(memoryview(array).cast("B"))

@@ -48,12 +48,13 @@ def interpolation_pairs(y: np.ndarray, n_pairs: int) -> np.ndarray:
     Fewer pairs when the labels run out (e.g. a single class).
     """
     pairs, used = [], set()
+    y = np.asarray(y).reshape(len(y), -1)  # attribute labels: another class = other attributes
     for a in range(len(y)):
         if len(pairs) == n_pairs:
             break
         if a in used:
             continue
-        b = next((b for b in range(a + 1, len(y)) if b not in used and y[b] != y[a]), None)
+        b = next((b for b in range(a + 1, len(y)) if b not in used and not np.array_equal(y[b], y[a])), None)
         if b is not None:
             pairs.append((a, b))
             used.update((a, b))
@@ -93,7 +94,7 @@ def evaluate_model(
 
     - ``recon_mse`` (pixel units^2), ``recon_bce`` (nats per image): lower is better.
     - ``sharpness_real``, ``sharpness_R`` (also ``sharpness_sample_gmm``): mean Laplacian
-      variance (pixel units^2, [0, 1] range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
+      variance of the luminance (pixel units^2, [0, 1] range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
       descriptive (negative: sharper than real, which noise also is).
     - ``sharpness_gap_R`` = |log(sharpness_R / sharpness_real)|: 0 as sharp as real test
       images, larger = blurrier or noisier; lower is better.
@@ -106,7 +107,9 @@ def evaluate_model(
       ``recall_S`` (fractions in [0, 1], k = 3, higher is better), ``kid_S`` and its standard
       error ``kid_S_se`` (squared kernel units, lower is better).
     - ``latent_acc_logreg``, ``latent_acc_knn``: accuracy of classifiers of the test latent
-      means, trained on those of a fixed subset of the training split; higher is better.
+      means, trained on those of a fixed subset of the training split; higher is better. On
+      attribute labels (CelebA), the mean accuracy over ``data.probes`` (Smiling, Male,
+      Eyeglasses), one binary classifier per attribute.
     - ``active_units`` (variational models): latent dimensions whose posterior mean varies
       over the test images by more than 0.01 (Burda et al. 2016), descriptive.
     - ``neg_elbo``, ``kl`` (variational models): nats per image, descriptive.
@@ -127,7 +130,9 @@ def _evaluate(
     model, data: Dataset, *, seed: int, classifier: FeatureClassifier | None, is_samples: int
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     notes: list[str] = []
-    x_test, y_test = data.x_test, data.y_test
+    # The test split is read whole (as float32) for the scores; the training split only in
+    # the subset the latent classifiers use.
+    x_test, y_test = np.asarray(data.x_test, np.float32), data.y_test
     n_test = len(x_test)
     z_test = batched(model.encode, x_test)  # (n_test, latent_dim)
     recon = batched(model.decode, z_test)  # (n_test, H, W, C) in [0, 1]
@@ -194,8 +199,8 @@ def _evaluate(
         for column in [*feature_columns, "kid_sample_se", "kid_sample_gmm_se"]:
             scores.setdefault(column, float("nan"))
 
-    scores["latent_acc_logreg"] = _guarded(notes, ["latent_acc_logreg"], lambda: metrics.latent_acc_logreg(z_train, y_train, z_test, y_test))
-    scores["latent_acc_knn"] = _guarded(notes, ["latent_acc_knn"], lambda: metrics.latent_acc_knn(z_train, y_train, z_test, y_test))
+    for column, probe in (("latent_acc_logreg", metrics.latent_acc_logreg), ("latent_acc_knn", metrics.latent_acc_knn)):
+        scores[column] = _guarded(notes, [column], lambda p=probe: latent_probe(p, data, z_train, y_train, z_test, y_test))
 
     arrays: dict[str, np.ndarray] = {}
     if model.variational:
@@ -220,7 +225,8 @@ def _evaluate(
     empty = np.zeros((0, *x_test.shape[1:]), np.float32)
     arrays |= {
         "z_test": z_test,
-        "y_test": y_test,
+        # One label per image for the latent figure: the class, or the first probed attribute.
+        "y_test": y_test if y_test.ndim == 1 else y_test[:, data.label_names.index(data.probes[0])],
         "sharpness_real": sharp["real"],
         "sharpness_recon": sharp["recon"],
         "sharpness_sample": sharp["sample"],
@@ -238,6 +244,17 @@ GMM_COLUMNS = (
     "fd_sample_gmm", "precision_sample_gmm", "recall_sample_gmm", "kid_sample_gmm",
     "sharpness_gap_sample_gmm", "spectral_gap_sample_gmm",
 )  # fmt: skip
+
+
+def latent_probe(score, data: Dataset, z_train, y_train, z_test, y_test) -> float:
+    """``score`` of classifiers of the latent codes: of the class, or for attribute labels
+    (CelebA) the mean over ``data.probes``, one binary classifier per attribute."""
+    if np.ndim(y_train) == 1:
+        return score(z_train, y_train, z_test, y_test)
+    columns = [data.label_names.index(name) for name in data.probes]
+    if not columns:
+        raise ValueError(f"{data.name} has attribute labels but no attributes to predict")
+    return metrics.mean_over_columns(score, z_train, y_train, z_test, y_test, columns)
 
 
 def kl_per_dim(model, x: np.ndarray) -> np.ndarray:

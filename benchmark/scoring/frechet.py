@@ -4,7 +4,10 @@ The idea of the Fréchet Inception Distance (Heusel et al., 2017), scaled to 28x
 greyscale images: fit a Gaussian to the features of real test images and one to the features
 of decoded prior samples, and report the Fréchet (2-Wasserstein) distance between the two.
 Inception does not suit such images, so vaebench trains its own small convnet once per dataset
-on the training split and caches it (``ClassifierConfig``, ``load_or_train``).
+on the training split and caches it (``ClassifierConfig``, ``load_or_train``). Colour images
+(CIFAR-10, SVHN, CelebA) get the same convnet on their three channels. A dataset without
+classes but with binary attributes (CelebA's 40) trains it multi-label (one sigmoid output
+per attribute, binary cross-entropy); its features are used the same way.
 
 Lower is better; 0 means the two feature distributions have the same mean and covariance.
 Distances are comparable only between runs that use the same cached classifier (the same
@@ -25,7 +28,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from benchmark.data.batches import ImageBatches
 from benchmark.data.datasets import Dataset
+from benchmark.data.images import ImageArray
 from benchmark.io import save_model, write_json
 
 #: Overrides the classifier cache folder (default: ``<out>/../.cache``, see ``cache_dir_for``).
@@ -112,7 +117,8 @@ class ClassifierConfig:
 
 
 def build_classifier(image_shape: tuple[int, int, int], n_classes: int, config: ClassifierConfig) -> keras.Model:
-    """(batch, H, W, C) -> class logits (batch, n_classes); layer ``features`` is (batch, d).
+    """(batch, H, W, C) -> logits (batch, n_classes), of classes or of binary attributes;
+    layer ``features`` is (batch, d).
 
     Stride-2 3x3 convolutions while both sides are even (28 -> 14 -> 7, 8 -> 4 -> 2), then a
     dense ReLU layer of ``config.features`` units whose activations are the FD features.
@@ -149,7 +155,7 @@ class FeatureClassifier:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """(n, H, W, C) images in [0, 1] -> (n, d) float64 features."""
-        return np.asarray(self.extractor.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float64)
+        return np.asarray(predict(self.extractor, images), np.float64)
 
     def distance(self, images: np.ndarray, reference: np.ndarray) -> float:
         """Fréchet distance between the features of ``images`` and of ``reference``."""
@@ -157,13 +163,29 @@ class FeatureClassifier:
 
     def calibrate(self, data: Dataset) -> FeatureClassifier:
         """Set ``test_accuracy`` and ``real_fd`` on ``data``'s test split; returns self."""
-        logits = self.model.predict(data.x_test, batch_size=PREDICT_BATCH, verbose=0)
-        self.test_accuracy = float(np.mean(np.argmax(logits, axis=1) == data.y_test))
+        logits = predict(self.model, data.x_test)
+        if multi_label(data):  # the mean over attributes of the accuracy of logit > 0
+            self.test_accuracy = float(np.mean((logits > 0) == (data.y_test > 0)))
+        else:
+            self.test_accuracy = float(np.mean(np.argmax(logits, axis=1) == data.y_test))
         n = min(len(data.x_test), len(data.x_train))
         pick = np.random.default_rng(0).permutation(len(data.x_train))[:n]
         # Too few images for a covariance leave the floor unknown rather than stop the run.
         self.real_fd = self.distance(data.x_train[pick], data.x_test) if n >= 2 else float("nan")
         return self
+
+
+def multi_label(data: Dataset) -> bool:
+    """Whether ``data``'s labels are (n, k) binary attributes rather than (n,) classes."""
+    return np.ndim(data.y_train) == 2
+
+
+def predict(model: keras.Model, images) -> np.ndarray:
+    """``model``'s outputs on ``images``, ``PREDICT_BATCH`` at a time (an ``ImageArray`` read a
+    batch at a time)."""
+    if isinstance(images, ImageArray):
+        return model.predict(ImageBatches(images, PREDICT_BATCH), verbose=0)
+    return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
 
 
 def cache_dir_for(out: Path) -> Path:
@@ -178,20 +200,32 @@ def cache_dir_for(out: Path) -> Path:
 def train_classifier(data: Dataset, config: ClassifierConfig) -> tuple[keras.Model, dict]:
     """Train a classifier on ``data``'s training split; returns it and its training record."""
     keras.utils.set_random_seed(config.seed)
-    n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
-    model = build_classifier(data.image_shape, n_classes, config)
+    if multi_label(data):  # one sigmoid output per attribute (CelebA), binary cross-entropy
+        n_outputs = data.y_train.shape[1]
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # of logits
+    else:
+        n_outputs = int(max(data.y_train.max(), data.y_test.max())) + 1
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = "accuracy"
+    model = build_classifier(data.image_shape, n_outputs, config)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=[accuracy],
         # "auto": XLA where it pays (JAX); on a TensorFlow CPU, compiling costs more than it saves.
         jit_compile="auto",
     )
     repeats = config.repeats(len(data.x_train))
-    x = np.tile(data.x_train, (repeats, 1, 1, 1)) if repeats > 1 else data.x_train
-    y = np.tile(data.y_train, repeats) if repeats > 1 else data.y_train
     start = time.perf_counter()
-    history = model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
+    if isinstance(data.x_train, ImageArray):  # read a batch at a time, reshuffled every epoch
+        order = np.tile(np.arange(len(data.x_train)), repeats)
+        batches = ImageBatches(data.x_train, config.batch_size, order, y=data.y_train, shuffle_seed=config.seed)
+        history = model.fit(batches, epochs=config.epochs, verbose=0)
+    else:
+        x = np.tile(data.x_train, (repeats, 1, 1, 1)) if repeats > 1 else data.x_train
+        y = np.tile(data.y_train, (repeats,) + (1,) * (data.y_train.ndim - 1)) if repeats > 1 else data.y_train
+        history = model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
     record = {
         "epochs": config.epochs,
         "repeats": repeats,
