@@ -59,8 +59,9 @@ def make_executor(run: RunConfig) -> Executor:
 def run_parallel(
     plan: list[PlannedUnit], run: RunConfig, data: DataCache, executor: Executor, *, verbose: int
 ) -> list[dict[str, Any]]:
-    """Train the units of ``plan`` not yet complete with ``executor``; the rows of the grid,
-    in grid order. On Ctrl-C every worker is stopped before KeyboardInterrupt propagates."""
+    """Train the units of ``plan`` not yet complete with ``executor``, the largest first; the
+    rows of the grid, in grid order. On Ctrl-C every worker is stopped before
+    KeyboardInterrupt propagates."""
     rows: dict[str, dict[str, Any]] = {}
     queue: list[tuple[int, PlannedUnit]] = []
     for i, p in enumerate(plan, 1):
@@ -77,13 +78,14 @@ def run_parallel(
         if queue:
             prepare_classifiers([p for _, p in queue], run, data)
         jobs = {p.config.unit_id: job_for(p, run, verbose) for _, p in queue}
-        seconds, _ = estimate_seconds([p for _, p in queue], run)
-        progress = GridProgress(
-            left=len(queue), done=len(rows), slots=executor.workers,
-            unit_seconds=seconds / len(queue) if seconds and queue else None,
-        )  # fmt: skip
+        work = {p.config.unit_id: float(p.config.epochs * p.n_train * p.flops) or 1.0 for _, p in queue}
+        seconds, _ = estimate_seconds([p for _, p in queue], run)  # from an earlier run's throughput
+        progress = GridProgress(work, done=len(rows), slots=executor.workers,
+                                seconds_per_work=seconds / sum(work.values()) if seconds else None)  # fmt: skip
         labels = {p.config.unit_id: (i, p.label) for i, p in queue}
-        queue.reverse()  # popped from the end: grid order
+        # The largest units first (in grid order among equals): the grid then ends with
+        # small units running side by side rather than one large unit alone.
+        queue.sort(key=lambda item: (work[item[1].config.unit_id], -item[0]))  # popped from the end
         while queue or progress.started:
             changed = False
             for ended in executor.poll():

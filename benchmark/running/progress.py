@@ -21,21 +21,25 @@ def short_duration(seconds: float) -> str:
 class GridProgress:
     """Counts of a grid's units and an estimate of the time left.
 
-    The estimate is the mean wall time of the units finished so far in this run (start of
-    their process to its end), applied to the units left and to those running for less than
-    that, spread over the units that run at once (``slots``; None: as many as are running).
-    Before any unit has finished it is ``unit_seconds`` (an estimate from the units' FLOPs),
-    or unknown.
+    Each unit to train has a ``work``: its training FLOPs (epochs × images × FLOPs per
+    image), so that a VAE-GAN counts three times a VAE. The seconds per unit of work are
+    measured on the units finished in this run (wall time of their process, start to end),
+    before that ``seconds_per_work`` (from the throughput measured in an earlier run), else
+    unknown. The time left is the work not done at that rate (a running unit's part done
+    taken from its elapsed time), spread over the units that run at once (``slots``).
     """
 
-    left: int  # units to train, not started
+    work: dict[str, float]  # unit to train -> its work
     done: int = 0  # complete, in this run or before
     failed: int = 0
-    slots: int | None = None
-    unit_seconds: float | None = None  # the estimate of one unit before any has finished
-    started: dict[str, float] = field(default_factory=dict)  # running unit -> start time
-    durations: list[float] = field(default_factory=list)
+    slots: int = 1
+    seconds_per_work: float | None = None
     clock: Callable[[], float] = time.monotonic
+    started: dict[str, float] = field(default_factory=dict)  # running unit -> start time
+    finished: list[tuple[float, float]] = field(default_factory=list)  # (work, seconds)
+
+    def __post_init__(self):
+        self.left = len(self.work)
 
     def start(self, unit_id: str) -> None:
         self.left -= 1
@@ -44,7 +48,7 @@ class GridProgress:
     def finish(self, unit_id: str, ok: bool) -> float:
         """Record the end of ``unit_id``; returns its wall time in seconds."""
         seconds = self.clock() - self.started.pop(unit_id)
-        self.durations.append(seconds)
+        self.finished.append((self.work[unit_id], seconds))
         if ok:
             self.done += 1
         else:
@@ -52,13 +56,15 @@ class GridProgress:
         return seconds
 
     def seconds_left(self) -> float | None:
-        per_unit = sum(self.durations) / len(self.durations) if self.durations else self.unit_seconds
-        if per_unit is None:
+        work_done = sum(w for w, _ in self.finished)
+        rate = sum(s for _, s in self.finished) / work_done if work_done > 0 else self.seconds_per_work
+        if rate is None:
             return None
         now = self.clock()
-        work = self.left * per_unit + sum(max(per_unit - (now - t), 0.0) for t in self.started.values())
-        at_once = max(1, min(self.slots or len(self.started), self.left + len(self.started)))
-        return work / at_once
+        running = sum(max(self.work[u] * rate - (now - t), 0.0) for u, t in self.started.items())
+        queued = sum(self.work.values()) - work_done - sum(self.work[u] for u in self.started)
+        at_once = max(1, min(self.slots, self.left + len(self.started)))
+        return (queued * rate + running) / at_once
 
     def line(self) -> str:
         counts = f"[grid] {self.done} done, {len(self.started)} running, {self.failed} failed, {self.left} left"
