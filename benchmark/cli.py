@@ -21,6 +21,7 @@ from benchmark.running.config import (
     DEFAULT_IS_SAMPLES,
     DEFAULT_LATENT_DIM,
     DEFAULT_STEPS_PER_EXECUTION,
+    EXECUTORS,
     JIT_CHOICES,
     PRECISION_CHOICES,
     PRESETS,
@@ -31,6 +32,9 @@ from benchmark.running.config import (
 from benchmark.running.grid import check_settings, flag_settings, load_grid_file, parse_set
 
 PROG = "run_all.py"
+
+#: The most ``--workers`` a command accepts (a typo's guard, like ``RANGES``).
+MAX_WORKERS = 1024
 
 #: Defaults of the run-level settings that no preset sets.
 RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
@@ -96,6 +100,38 @@ def whole_numbers(key: str) -> Callable[[str], tuple[int, ...]]:
         return tuple(dict.fromkeys(parse(part) for part in parts))
 
     return parse_list
+
+
+def worker_count(text: str) -> int:
+    """An argparse type: ``--workers``, a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be at least 1 and at most {MAX_WORKERS}, got {value}")
+    return value
+
+
+def device_list(text: str) -> tuple[int, ...] | None:
+    """An argparse type: ``--devices``, ``auto`` (None) or comma-separated GPU indices."""
+    if text.strip() == "auto":
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected auto or comma-separated GPU indices such as 0,1, got {text[:40]!r}")
+    return tuple(dict.fromkeys(int(part) for part in parts))
+
+
+def gpu_fraction(text: str) -> float:
+    """An argparse type: ``--gpus-per-unit``, a fraction of a GPU or a whole number of them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
+    if not (0 <= value <= 1 or (value <= 1024 and value.is_integer())):
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 or a whole number, got {text[:40]}")
+    return value
 
 
 def set_spec(text: str) -> tuple[str, str, tuple[str, ...]]:
@@ -176,6 +212,20 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
                         help="XLA compilation: auto (default: on with JAX, and with TensorFlow on a GPU; off, plain graph mode, with TensorFlow on a CPU), on, off")
     parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
                         help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
+    parser.add_argument("--workers", type=worker_count, metavar="N",
+                        help="train N units at a time, each in a process of its own (default: 1, one after another in this process; "
+                             "with --executor ray: as many as the cluster fits)")
+    parser.add_argument("--devices", type=device_list, metavar="auto|I,J,...",
+                        help="GPUs the workers take in turn, by index, several workers per GPU allowed "
+                             "(default: auto, every visible GPU, else the CPU)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="where units run: local (default: this machine) or ray (each unit a Ray task; "
+                             'needs pip install -e ".[ray]" and the output folder on storage every node shares)')
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="the Ray cluster to use, e.g. auto or HEAD:6379 (default: start a local Ray instance)")
+    parser.add_argument("--gpus-per-unit", type=gpu_fraction, metavar="G",
+                        help="GPUs of each unit's Ray task, fractions allowed: 0.25 puts four units on a GPU "
+                             "(default: 1 when the cluster has GPUs, else 0)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
     parser.add_argument("--verbose", action="store_true", help="show the start-up log lines of TensorFlow, XLA and CUDA (hidden by default)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
@@ -229,6 +279,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
     # Probed once the input has passed: a TensorFlow without a GPU logs its search to stderr.
     with quiet_native_stderr(not args.verbose):
         device = detect(backend)
+        execution = resolve_execution(args, backend)
     return RunConfig(
         models=tuple(model_names),
         datasets=tuple(datasets),
@@ -245,7 +296,29 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         precision=resolve_precision(args.precision, device),
         jit=resolve_jit(args.jit, backend, device),
         steps_per_execution=args.steps_per_execution,
+        **execution,
     )
+
+
+def resolve_execution(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """``--workers``, ``--devices``, ``--executor`` and the Ray flags, checked together."""
+    from benchmark.running.executors import import_ray, resolve_devices
+
+    if args.executor == "ray":
+        if args.devices is not None:
+            raise UsageError("--devices is for --executor local; Ray gives each unit --gpus-per-unit GPUs")
+        import_ray()
+        return {"executor": "ray", "workers": args.workers, "ray_address": args.ray_address,
+                "gpus_per_unit": args.gpus_per_unit}  # fmt: skip
+    for flag, value in (("--ray-address", args.ray_address), ("--gpus-per-unit", args.gpus_per_unit)):
+        if value is not None:
+            raise UsageError(f"{flag} is for --executor ray")
+    return {"executor": "local", "workers": args.workers or 1, "devices": resolve_devices(args.devices, backend)}
+
+
+def parallel(args: argparse.Namespace) -> bool:
+    """Whether the command runs units in worker processes (not one by one in this one)."""
+    return args.executor == "ray" or (args.workers or 1) > 1
 
 
 def plugin_names(args: argparse.Namespace) -> tuple[str, ...]:
@@ -281,6 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Read by TensorFlow when it is imported, which happens only after this.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from benchmark.running.executors import driver_environment
+
+    # Before the backend starts: a driver leaves the GPUs' memory to its workers.
+    with driver_environment(parallel(args)):
+        return run_reporting_errors(args, argv, prog)
+
+
+def run_reporting_errors(args: argparse.Namespace, argv: list[str], prog: str) -> int:
+    """``run``, with bad input and Ctrl-C turned into a line on stderr and an exit status."""
     try:
         return run(args, argv)
     except (UsageError, OSError) as exc:

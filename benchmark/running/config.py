@@ -117,6 +117,10 @@ JIT_CHOICES = ("auto", "on", "off")
 #: TensorFlow, vae_bernoulli at batch 128: see the README's performance section.
 DEFAULT_STEPS_PER_EXECUTION = 1
 
+#: ``--executor``: where the units of a grid run. ``local``: on this machine, one process per
+#: unit once ``--workers`` > 1 (``benchmark.running.parallel``); ``ray``: each unit a Ray task.
+EXECUTORS = ("local", "ray")
+
 #: K of the importance-sampled likelihood (``benchmark.scoring.likelihood``) where a preset sets none:
 #: on 10,000 MNIST test images it took 2.7 s on a 2-core CPU, a few percent of a quick unit
 #: (about 100 s of training); see the README.
@@ -236,6 +240,12 @@ class RunConfig:
     precision: str = "float32"
     jit: bool = True
     steps_per_execution: int = 1
+    # How the grid is executed; none of these is part of a unit (its hash or its results).
+    workers: int | None = 1  # units at a time; None: as many as the Ray cluster fits
+    devices: tuple[int, ...] = ()  # GPU indices the local workers take in turn; (): the CPU
+    executor: str = "local"
+    ray_address: str | None = None  # None: start a local Ray instance
+    gpus_per_unit: float | None = None  # GPUs of a Ray task (fractions); None: 1 if the cluster has GPUs
 
     def __post_init__(self):
         """Reject out-of-range numbers and empty name lists with a ``UsageError``."""
@@ -257,6 +267,15 @@ class RunConfig:
         for name in (*RUN_AXES, "models", "datasets"):
             if not getattr(self, name):
                 raise UsageError(f"--{_flag(name)} names nothing")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
+            raise UsageError(f"--workers must be at least 1, got {self.workers!r}")
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the units run one after another in this process (one local worker)."""
+        return self.executor == "local" and self.workers == 1
 
     def units(self) -> list[UnitConfig]:
         """Every unit of the grid, in the order they are trained: per dataset and model, the

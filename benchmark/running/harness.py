@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -75,6 +76,16 @@ N_SNAPSHOT = 8
 #: Seconds of training between two checkpoints of a unit: a killed unit loses at most about
 #: this much, and short epochs (small data, a GPU) do not each pay for a save.
 CHECKPOINT_SECONDS = 60.0
+
+#: Overrides ``CHECKPOINT_SECONDS`` (e.g. ``0``: a checkpoint after every epoch).
+CHECKPOINT_SECONDS_ENV = "VAEBENCH_CHECKPOINT_SECONDS"
+
+
+def checkpoint_interval() -> float:
+    """Seconds between checkpoints: ``$VAEBENCH_CHECKPOINT_SECONDS``, else ``CHECKPOINT_SECONDS``."""
+    value = os.environ.get(CHECKPOINT_SECONDS_ENV)
+    return float(value) if value else CHECKPOINT_SECONDS
+
 
 #: Written last when a checkpoint is saved: the checkpoint it describes is whole.
 CHECKPOINT_JSON = "checkpoint.json"
@@ -199,14 +210,17 @@ def train_unit(
     *,
     verbose: int = 1,
     classifier: FeatureClassifier | None = None,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    checkpoint_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Train ``config.model`` on ``data``, score it and write the unit's files.
 
     Returns the result row (config, scores, timings, ``status``); ``fd_sample`` only with a
     feature ``classifier``. Raises ``NonFiniteLoss`` when training diverges. Resumes from the
-    unit's checkpoint when it has one, and saves one every ``checkpoint_seconds``.
+    unit's checkpoint when it has one, and saves one every ``checkpoint_seconds`` (default:
+    ``checkpoint_interval()``).
     """
+    if checkpoint_seconds is None:
+        checkpoint_seconds = checkpoint_interval()
     unit_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(unit_dir)
     write_json(unit_dir / "config.json", config.to_dict())
@@ -707,9 +721,12 @@ def run_grid(
     ``config.json`` records ``run``, ``environment()`` and the ``command`` that started it;
     ``environment`` is called only once the input has passed, because probing devices makes
     some backends log to stderr. On Ctrl-C the tables are written from the units complete so
-    far, then KeyboardInterrupt propagates.
+    far, then KeyboardInterrupt propagates. With one local worker (the default) the units run
+    one after another in this process; with more, or on Ray, each in a process of its own
+    (``benchmark.running.parallel``).
     """
     from benchmark.cli import quiet_native_stderr
+    from benchmark.running.parallel import make_executor, run_parallel
 
     data = DataCache(load_datasets(run))
     with quiet_native_stderr():  # the first model built starts the backend, which logs
@@ -730,25 +747,45 @@ def run_grid(
 
         return get
 
-    with run_lock(run.out):
-        record = {"run": {**run.to_dict(), "axes": run.axes}, "environment": environment(),
-                  "command": command or {}}  # fmt: skip
-        write_json(run.out / "config.json", record)
-        units_dir = run.out / "units"
-        rows = []
-        try:
-            for i, p in enumerate(plan, 1):
-                print(f"[{i}/{len(plan)}] {p.label}", flush=True)
-                reused = p.reused(run)
-                if reused is not None:
-                    print(f"[stale] {reused.name}: kept, out of date ({'; '.join(p.stale[0][1])})", flush=True)
-                    rows.append({**completed(reused), "stale": True})
-                    continue
-                rows.append(run_unit(
-                    p.config, data.data(p.config), units_dir, force=run.force, verbose=verbose,
-                    classifier=classifier_for(p.config),
-                ))  # fmt: skip
-            return rows
-        except KeyboardInterrupt:
-            write_tables(reported_rows(plan, run), run.out, axes=run.axes)
-            raise
+    # Made before anything is written: a Ray cluster that cannot be reached is bad input.
+    executor = None if run.in_process else make_executor(run)
+    try:
+        with run_lock(run.out):
+            record = {"run": {**run.to_dict(), "axes": run.axes}, "environment": environment(),
+                      "command": command or {}}  # fmt: skip
+            write_json(run.out / "config.json", record)
+            try:
+                if executor is not None:
+                    return run_parallel(plan, run, data, executor, verbose=verbose)
+                return run_serial(plan, run, data, verbose=verbose, classifier_for=classifier_for)
+            except KeyboardInterrupt:
+                write_tables(reported_rows(plan, run), run.out, axes=run.axes)
+                raise
+    finally:
+        if executor is not None:
+            executor.stop()
+
+
+def run_serial(
+    plan: list[PlannedUnit],
+    run: RunConfig,
+    data: DataCache,
+    *,
+    verbose: int,
+    classifier_for: Callable[[UnitConfig], Callable[[], FeatureClassifier]],
+) -> list[dict[str, Any]]:
+    """The units of ``plan`` one after another in this process; their rows in grid order."""
+    units_dir = run.out / "units"
+    rows = []
+    for i, p in enumerate(plan, 1):
+        print(f"[{i}/{len(plan)}] {p.label}", flush=True)
+        reused = p.reused(run)
+        if reused is not None:
+            print(f"[stale] {reused.name}: kept, out of date ({'; '.join(p.stale[0][1])})", flush=True)
+            rows.append({**completed(reused), "stale": True})
+            continue
+        rows.append(run_unit(
+            p.config, data.data(p.config), units_dir, force=run.force, verbose=verbose,
+            classifier=classifier_for(p.config),
+        ))  # fmt: skip
+    return rows
