@@ -12,13 +12,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from background_runs import start, wait_for
 
 from benchmark.cli import main
 from benchmark.running import executors
@@ -102,22 +102,6 @@ def test_ray_executor_gives_the_scores_of_one_process(serial_run: Path, parallel
 
 # -- a worker killed, the driver interrupted ------------------------------------------------
 
-
-def start(argv: list[str], out: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``run_all.py argv --out out`` in the background, its output in ``out``'s sibling log,
-    SIGINT delivered as a terminal would."""
-    with open(out.parent / f"{out.name}.log", "w") as log:
-        return subprocess.Popen([sys.executable, "run_all.py", *argv, "--out", str(out)], cwd=ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, f"the run ended (status {process.returncode}) too early"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def checkpointed(out: Path, model: str) -> Path | None:

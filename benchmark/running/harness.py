@@ -66,6 +66,7 @@ from benchmark.reporting.aggregate import write_tables
 from benchmark.running.config import RUN_AXES, RunConfig, UnitConfig, grid_point
 from benchmark.running.device import epoch_data, to_device, validation_data
 from benchmark.running.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
+from benchmark.running.progress import short_duration
 from benchmark.scoring.evaluate import evaluate_model
 from benchmark.scoring.frechet import FeatureClassifier, cache_dir_for, load_or_train
 from models.precision import dtype_policy
@@ -645,14 +646,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    if seconds < 5400:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
-
-
 def print_plan(plan: list[PlannedUnit], run: RunConfig, *, every_unit: bool = False) -> None:
     """The grid in a few lines: units, complete, out of date, to train, a time estimate;
     then each out-of-date unit and why. ``every_unit``: also one line per unit."""
@@ -665,7 +658,7 @@ def print_plan(plan: list[PlannedUnit], run: RunConfig, *, every_unit: bool = Fa
     elif seconds is None:
         estimate = f"estimated training time: unknown (no measured throughput in {run.out})"
     else:
-        estimate = (f"estimated training time: {_duration(seconds)} (the units' FLOPs at the "
+        estimate = (f"estimated training time: {short_duration(seconds, 'about ')} (the units' FLOPs at the "
                     f"last measured {rate / 1e9:.3g} GFLOP/s)")  # fmt: skip
     axes = f"; axes: {', '.join(run.axes)}" if run.axes else ""
     print(f"Grid: {_count(len(plan), 'unit')} ({_count(len(run.models), 'model')}, "
@@ -734,19 +727,6 @@ def run_grid(
     print_plan(plan, run, every_unit=dry_run)
     if dry_run:
         return []
-    classifiers: dict[tuple, FeatureClassifier] = {}
-
-    def classifier_for(unit: UnitConfig) -> Callable[[], FeatureClassifier]:
-        # Loaded (or trained and cached) once per dataset and limits, on first need.
-        key = (unit.dataset, unit.train_limit, unit.test_limit)
-
-        def get() -> FeatureClassifier:
-            if key not in classifiers:
-                classifiers[key] = load_or_train(data.data(unit).fixed(), cache_dir_for(run.out))
-            return classifiers[key]
-
-        return get
-
     # Made before anything is written: a Ray cluster that cannot be reached is bad input.
     executor = None if run.in_process else make_executor(run)
     try:
@@ -757,7 +737,7 @@ def run_grid(
             try:
                 if executor is not None:
                     return run_parallel(plan, run, data, executor, verbose=verbose)
-                return run_serial(plan, run, data, verbose=verbose, classifier_for=classifier_for)
+                return run_serial(plan, run, data, verbose=verbose)
             except KeyboardInterrupt:
                 write_tables(reported_rows(plan, run), run.out, axes=run.axes)
                 raise
@@ -772,10 +752,22 @@ def run_serial(
     data: DataCache,
     *,
     verbose: int,
-    classifier_for: Callable[[UnitConfig], Callable[[], FeatureClassifier]],
 ) -> list[dict[str, Any]]:
     """The units of ``plan`` one after another in this process; their rows in grid order."""
     units_dir = run.out / "units"
+    classifiers: dict[tuple, FeatureClassifier] = {}
+
+    def classifier_for(unit: UnitConfig) -> Callable[[], FeatureClassifier]:
+        # Loaded (or trained and cached) once per dataset and limits, on first need.
+        key = (unit.dataset, unit.train_limit, unit.test_limit)
+
+        def get() -> FeatureClassifier:
+            if key not in classifiers:
+                classifiers[key] = load_or_train(data.data(unit).fixed(), cache_dir_for(run.out))
+            return classifiers[key]
+
+        return get
+
     rows = []
     for i, p in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {p.label}", flush=True)

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-def short_duration(seconds: float) -> str:
-    """``~40 s``, ``~4 min``, ``~1.5 h``."""
+def short_duration(seconds: float, about: str = "~") -> str:
+    """``~40 s``, ``~4 min``, ``~1.5 h`` (``about`` in front)."""
     if seconds < 90:
-        return f"~{max(seconds, 1):.0f} s"
+        return f"{about}{max(seconds, 1):.0f} s"
     if seconds < 5400:
-        return f"~{seconds / 60:.0f} min"
-    return f"~{seconds / 3600:.1f} h"
+        return f"{about}{seconds / 60:.0f} min"
+    return f"{about}{seconds / 3600:.1f} h"
 
 
 @dataclass
