@@ -228,3 +228,36 @@ def test_radial_spectrum_matches_a_full_plane_computation(shape):
                 if round(np.hypot(min(i, height - i) * side / height, min(j, width - j) * side / width)) == k]  # fmt: skip
         expected.append(np.mean(ring))
     np.testing.assert_allclose(metrics.radial_power_spectrum(images), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("measure", [0, 1], ids=["sharpness_gap", "spectral_gap"])
+def test_colour_images_blurred_or_noisy_score_worse_than_another_draw(measure):
+    """32x32 colour images (smooth random fields with sharp-edged squares): a second draw of
+    the same kind is close; blur and pixel noise, on every channel, are far."""
+    from scipy.ndimage import gaussian_filter
+
+    def draw(seed: int, n: int = 300) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        x = gaussian_filter(rng.random((n, 32, 32, 3)), sigma=(0, 2, 2, 0))
+        x = (x - x.min()) / (x.max() - x.min())
+        for i in range(n):  # one flat square per image, in a random colour and place
+            top, left = rng.integers(0, 20, size=2)
+            x[i, top : top + 12, left : left + 12] = rng.random(3)
+        return x
+
+    real, other = draw(0), draw(1)
+    rng = np.random.default_rng(2)
+    distorted = {
+        "blur 1": gaussian_filter(real, sigma=(0, 1, 1, 0)),
+        "noise 0.1": np.clip(real + rng.normal(0.0, 0.1, real.shape), 0, 1),
+    }
+
+    def gap(images: np.ndarray) -> float:
+        if measure == 0:
+            return metrics.sharpness_gap(metrics.sharpness(images), metrics.sharpness(real))
+        return metrics.spectral_gap(metrics.radial_power_spectrum(images), metrics.radial_power_spectrum(real))
+
+    assert gap(real) == 0.0
+    assert gap(other) < 0.1
+    for name, images in distorted.items():
+        assert gap(images) > 3 * gap(other) + 0.2, name

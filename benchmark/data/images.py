@@ -44,8 +44,10 @@ class ImageArray:
             order = np.argsort(key, kind="stable")
             out = np.empty((len(key), *self.raw.shape[1:]), np.float32)
             out[order] = self.raw[key[order]]
-            return out / np.float32(255.0)
-        return np.asarray(self.raw[key], np.float32) / np.float32(255.0)
+        else:
+            out = np.array(self.raw[key], np.float32)
+        out /= np.float32(255.0)
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.io import write_json
-from benchmark.running.config import RunConfig
+from benchmark.running.config import RunConfig, UnitConfig
 from benchmark.running.executors import (
     Ended,
     Executor,
@@ -146,8 +146,6 @@ def settle(ended: Ended) -> dict[str, Any]:
     else:
         reason = ended.error or (f"its process {exit_reason(ended.status)}" if ended.status is not None
                                  else "its process was lost")  # fmt: skip
-        from benchmark.running.config import UnitConfig
-
         row = result_row(UnitConfig(**job.config), {
             "status": "failed", "error": f"WorkerDied: {reason}; its output is in {job.log_path}"})  # fmt: skip
         job.unit_dir.mkdir(parents=True, exist_ok=True)
