@@ -33,9 +33,6 @@ from benchmark.running.grid import check_settings, flag_settings, load_grid_file
 
 PROG = "run_all.py"
 
-#: The most ``--workers`` a command accepts (a typo's guard, like ``RANGES``).
-MAX_WORKERS = 1024
-
 #: Defaults of the run-level settings that no preset sets.
 RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
 
@@ -100,17 +97,6 @@ def whole_numbers(key: str) -> Callable[[str], tuple[int, ...]]:
         return tuple(dict.fromkeys(parse(part) for part in parts))
 
     return parse_list
-
-
-def worker_count(text: str) -> int:
-    """An argparse type: ``--workers``, a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be at least 1 and at most {MAX_WORKERS}, got {value}")
-    return value
 
 
 def device_list(text: str) -> tuple[int, ...] | None:
@@ -212,7 +198,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
                         help="XLA compilation: auto (default: on with JAX, and with TensorFlow on a GPU; off, plain graph mode, with TensorFlow on a CPU), on, off")
     parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
                         help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
-    parser.add_argument("--workers", type=worker_count, metavar="N",
+    parser.add_argument("--workers", type=whole_number("workers"), metavar="N",
                         help="train N units at a time, each in a process of its own (default: 1, one after another in this process; "
                              "with --executor ray: as many as the cluster fits)")
     parser.add_argument("--devices", type=device_list, metavar="auto|I,J,...",

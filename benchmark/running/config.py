@@ -138,6 +138,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "test_limit": (1, 10**9),
     "is_samples": (1, 10**6),
     "steps_per_execution": (1, 10_000),
+    "workers": (1, 1024),
 }
 
 #: Training examples whose latent means train the latent-space classifiers (scikit-learn);
@@ -256,8 +257,8 @@ class RunConfig:
         for name, (low, high) in RANGES.items():
             values = getattr(self, name)
             for value in values if name in RUN_AXES else (values,):
-                if value is None and name.endswith("_limit"):
-                    continue
+                if value is None and (name.endswith("_limit") or name == "workers"):
+                    continue  # all images; as many workers as the Ray cluster fits
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise UsageError(f"--{_flag(name)} must be a whole number, got {value!r}")
                 if not low <= value <= high:
@@ -269,8 +270,6 @@ class RunConfig:
                 raise UsageError(f"--{_flag(name)} names nothing")
         if self.executor not in EXECUTORS:
             raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
-        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
-            raise UsageError(f"--workers must be at least 1, got {self.workers!r}")
 
     @property
     def in_process(self) -> bool:
