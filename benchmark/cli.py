@@ -4,19 +4,43 @@ the reports; ``fetch`` as the first word downloads the datasets instead."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import re
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmark.data.datasets import DATA_DIR_ENV, DATASETS, default_data_dir, resolve_data_dir
-from benchmark.errors import UsageError
+from benchmark.arguments import (
+    PROG,
+    ArgumentParser,
+    device_list,
+    gpu_fraction,
+    name_list,
+    one_line,
+    program_name,
+    set_spec,
+    whole_number,
+    whole_numbers,
+)
+from benchmark.data.datasets import (
+    DATA_DIR_ENV,
+    DATASETS,
+    default_data_dir,
+    resolve_data_dir,
+    unknown_dataset_message,
+)
+from benchmark.data.tfds_images import TFDS_IMAGES
+from benchmark.errors import UsageError, did_you_mean
+
+# NATIVE_NOISE is re-exported: it was defined here, and callers import it from here.
+from benchmark.native_output import (  # noqa: F401
+    NATIVE_NOISE,
+    import_tensorflow,
+    quiet_native_stderr,
+    tensorflow_missing,
+)
+from benchmark.plugins import load_plugins
 from benchmark.running.config import (
     DEFAULT_IS_SAMPLES,
     DEFAULT_LATENT_DIM,
@@ -25,124 +49,22 @@ from benchmark.running.config import (
     JIT_CHOICES,
     PRECISION_CHOICES,
     PRESETS,
-    RANGES,
     RUN_AXES,
+    SCORE_SPLITS,
     RunConfig,
 )
-from benchmark.running.grid import check_settings, flag_settings, load_grid_file, parse_set
-
-PROG = "run_all.py"
+from benchmark.running.grid import check_settings, flag_settings, load_grid_file
 
 #: Defaults of the run-level settings that no preset sets.
 RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
 
-#: The name of the installed console script (``pyproject.toml``).
-SCRIPT = "vaebench"
 
-
-def program_name() -> str:
-    """``vaebench`` when started as the console script, else ``run_all.py``."""
-    return SCRIPT if Path(sys.argv[0]).name == SCRIPT else PROG
 
 #: Comma-separated plugin modules to import when ``--plugins`` is not given.
 PLUGINS_ENV = "VAEBENCH_PLUGINS"
 
 #: Environment variables that change what a run does, recorded with its command line.
 RECORDED_ENV = ("KERAS_BACKEND", DATA_DIR_ENV, PLUGINS_ENV, "VAEBENCH_CACHE_DIR", "TF_ENABLE_ONEDNN_OPTS")
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports an error as one line (no usage dump) with exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
-
-
-#: Every character that ``str.splitlines`` breaks at, mapped to its escape sequence.
-_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and unprintable bytes of argv (lone surrogates) escaped.
-
-    An error message then stays one line, and any stream can print it.
-    """
-    return text.translate(_LINE_BREAKS).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def whole_number(key: str) -> Callable[[str], int]:
-    """An argparse type: a whole number in the range ``RANGES[key]`` of ``benchmark.running.config``."""
-    low, high = RANGES[key]
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be at least {low} and at most {high}, got {value}")
-        return value
-
-    return parse
-
-
-def whole_numbers(key: str) -> Callable[[str], tuple[int, ...]]:
-    """An argparse type: comma-separated whole numbers, each in the range ``RANGES[key]``."""
-    parse = whole_number(key)
-
-    def parse_list(text: str) -> tuple[int, ...]:
-        parts = [part.strip() for part in text.split(",")]
-        if not all(parts):
-            raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text[:40]!r}")
-        return tuple(dict.fromkeys(parse(part) for part in parts))
-
-    return parse_list
-
-
-def device_list(text: str) -> tuple[int, ...] | None:
-    """An argparse type: ``--devices``, ``auto`` (None) or comma-separated GPU indices."""
-    if text.strip() == "auto":
-        return None
-    parts = [part.strip() for part in text.split(",")]
-    if not all(part.isdigit() for part in parts):
-        raise argparse.ArgumentTypeError(f"expected auto or comma-separated GPU indices such as 0,1, got {text[:40]!r}")
-    return tuple(dict.fromkeys(int(part) for part in parts))
-
-
-def gpu_fraction(text: str) -> float:
-    """An argparse type: ``--gpus-per-unit``, a fraction of a GPU or a whole number of them."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
-    if not (0 <= value <= 1 or (value <= 1024 and value.is_integer())):
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 or a whole number, got {text[:40]}")
-    return value
-
-
-def set_spec(text: str) -> tuple[str, str, tuple[str, ...]]:
-    """An argparse type: ``MODEL.PARAM=V1,V2,...`` (checked against the model once it is known)."""
-    try:
-        return parse_set(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def name_list(text: str) -> tuple[str, ...]:
-    """Comma-separated names, stripped, each once, in order."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated names")
-    return names
-
-
-def load_plugins(names: tuple[str, ...]) -> None:
-    """Import each plugin module; a plugin registers its models with ``@register_model``."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            raise UsageError(f"cannot import plugin {name!r}: {type(exc).__name__}: {exc}") from None
 
 
 EXAMPLES = """\
@@ -190,12 +112,18 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
     parser.add_argument("--reuse-stale", action="store_true",
                         help="keep the results of units whose model settings or code changed since they were trained, marked stale=true (default: train them anew)")
     parser.add_argument("--plan", action="store_true", help="print the grid's units and what would be done with each, then exit without training or writing")
+    parser.add_argument("--controls-only", action="store_true",
+                        help="train nothing: score the control image sets of each dataset at the given limits, "
+                             "print them and which scores this setting can rank, write controls.csv, exit")  # fmt: skip
     parser.add_argument("--plugins", type=name_list, metavar="MODULE[,MODULE]",
                         help=f"import these modules first; each may register extra models with models.register_model (they must be importable, e.g. through PYTHONPATH; default: ${PLUGINS_ENV})")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="arithmetic: auto (default: mixed_bfloat16 where the device has fast bfloat16, a CPU with AMX or AVX-512 BF16 or a GPU of compute capability 8.0+, else float32), float32, or mixed_bfloat16 (float32 variables, bfloat16 compute)")
     parser.add_argument("--jit", choices=JIT_CHOICES, default="auto",
                         help="XLA compilation: auto (default: on with JAX, and with TensorFlow on a GPU; off, plain graph mode, with TensorFlow on a CPU), on, off")
+    parser.add_argument("--score-split", choices=SCORE_SPLITS, default="test",
+                        help="score on the test split (default; the final scores) or on half the validation split, "
+                             "to choose settings without looking at the test split")  # fmt: skip
     parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
                         help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
     parser.add_argument("--workers", type=whole_number("workers"), metavar="N",
@@ -227,7 +155,10 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
     grid = load_grid_file(args.config) if args.config is not None else {}
     preset_name = args.preset or grid.get("preset") or "full"
     if preset_name not in PRESETS:
-        raise UsageError(f"unknown preset {preset_name!r}; known presets: {', '.join(sorted(PRESETS))}")
+        raise UsageError(
+            f"unknown preset {preset_name!r}{did_you_mean(preset_name, PRESETS)}; "
+            f"known presets: {', '.join(sorted(PRESETS))}"
+        )
     preset = PRESETS[preset_name]
 
     def pick(key, default=None):
@@ -239,11 +170,12 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
     model_names = pick("models") or tuple(models.list_models())
     for name in model_names:
         if not models.is_model(name):
-            raise UsageError(f"unknown model {name!r}; known models: {', '.join(models.list_models())}")
+            raise UsageError(models.registry.unknown_model_message(name, plugin_names(args)))
     datasets = pick("datasets")
     for name in datasets:
         if name not in DATASETS:
-            raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+            raise UsageError(unknown_dataset_message(name))
+    check_tensorflow(datasets)
     data_dir = pick("data_dir")
     resolve_data_dir(data_dir)  # a data directory that was named must exist
     out = Path(pick("out", Path("reports") / preset_name))
@@ -259,6 +191,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
             ("--set", flag_settings(args.settings), True),
         ],
         tuple(model_names),
+        plugin_names(args),
     )
     from benchmark.running.device import detect, resolve_jit, resolve_precision
 
@@ -282,8 +215,22 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         precision=resolve_precision(args.precision, device),
         jit=resolve_jit(args.jit, backend, device),
         steps_per_execution=args.steps_per_execution,
+        score_split=args.score_split,
         **execution,
     )
+
+
+def check_tensorflow(datasets: tuple[str, ...]) -> None:
+    """``UsageError`` when a dataset read through tensorflow-datasets is asked for on a machine
+    without it (a JAX box may lack TensorFlow; the other datasets need neither)."""
+    needing = [name for name in datasets if name in TFDS_IMAGES]
+    missing = tensorflow_missing() if needing else []
+    if missing:
+        raise UsageError(
+            f"{', '.join(needing)} {'is' if len(needing) == 1 else 'are'} read through tensorflow-datasets, "
+            f"which needs {' and '.join(missing)}, not installed here: pip install tensorflow "
+            f"tensorflow-datasets, or choose among {', '.join(d for d in DATASETS if d not in TFDS_IMAGES)}"
+        )
 
 
 def resolve_execution(args: argparse.Namespace, backend: str) -> dict[str, Any]:
@@ -335,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
     if argv[:1] == ["fetch"]:
+        from benchmark.fetch_command import fetch_main
+
         return fetch_main(argv[1:], prog)
     args = build_parser(prog).parse_args(argv)
     if not args.verbose:
@@ -362,108 +311,15 @@ def run_reporting_errors(args: argparse.Namespace, argv: list[str], prog: str) -
         return 130
 
 
-def build_fetch_parser(prog: str) -> ArgumentParser:
-    from benchmark.data.fetch import FETCHABLE
-
-    parser = ArgumentParser(
-        prog=f"{prog} fetch",
-        description="Download the original IDX files of the datasets, check each against its "
-        "published SHA-256, and store them in the data folder, where runs find them.",
-    )
-    parser.add_argument("datasets", nargs="*", metavar="DATASET",
-                        help=f"among {', '.join(FETCHABLE)} (default: all of them)")
-    parser.add_argument("--data-dir", help=f"folder to store them in (default: ${DATA_DIR_ENV}, else {default_data_dir()})")
-    parser.add_argument("--base-url", metavar="URL",
-                        help="fetch <URL>/<dataset>/<file> instead: a mirror or a local server laid out like a "
-                             "data folder (default: where each dataset is published)")
-    return parser  # fmt: skip
-
-
-def fetch_main(argv: list[str], prog: str = PROG) -> int:
-    """``fetch [DATASET ...]``: download, verify and store; 2 with one line on any failure."""
-    from benchmark.data.fetch import FETCHABLE, fetch
-
-    args = build_fetch_parser(prog).parse_args(argv)
-    chosen = args.data_dir or os.environ.get(DATA_DIR_ENV) or None
-    root = Path(chosen).expanduser() if chosen else default_data_dir()
-    try:
-        fetch(tuple(dict.fromkeys(args.datasets)) or FETCHABLE, root, args.base_url)
-    except (UsageError, OSError) as exc:
-        print(f"{prog} fetch: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog} fetch: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
-    if chosen is None:
-        print(f"Data folder: {root} (runs read it by default)")
-    else:
-        print(f"Data folder: {root} (runs read it with --data-dir {root} or {DATA_DIR_ENV}={root})")
-    return 0
-
-
 def compare(a: Path, b: Path) -> int:
     """``--compare A B``: the table of differences, printed and written into B."""
-    from benchmark.reporting.report import compare_runs
+    from benchmark.reporting.compare import compare_runs
 
     table, path = compare_runs(a, b)
     print(f"B - A per dataset, model and score (A: {a}, B: {b}):")
     print(table.to_markdown(index=False, floatfmt=".4g") if len(table) else "(no scores in common)")
     print(f"\nWritten to {path}")
     return 0
-
-
-#: Start-up lines of TensorFlow and XLA that say nothing about the run: absl's notice, its
-#: info and warning lines (oneDNN, CPU features, XLA services), the CPU-feature hint, and
-#: errors about CUDA libraries or drivers that a machine without a GPU lacks.
-NATIVE_NOISE = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog"
-    r"|[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\]"
-    r"|E\d{4} .*(cuda|cuinit|cudnn|cufft|cublas|tensorrt)"
-    r"|To enable the following instructions:",
-    re.IGNORECASE,
-)
-
-
-@contextmanager
-def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
-    """Hold back TensorFlow's start-up lines written to stderr meanwhile; pass on the rest.
-
-    TensorFlow 2.21 logs its start-up lines (oneDNN, CPU features, CUDA stubs, a failed
-    ``cuInit`` on a machine without GPU) from native code, some before its logging honours
-    TF_CPP_MIN_LOG_LEVEL, so the file descriptor itself is redirected to a temporary file.
-    When the block ends, every line that is not ``NATIVE_NOISE`` (a Python warning, a real
-    error) is written to stderr; a traceback still shows, after them.
-    """
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not NATIVE_NOISE.match(line))
-            if kept:
-                sys.stderr.write(kept)
-                sys.stderr.flush()
-
-
-def import_tensorflow() -> None:
-    """Import TensorFlow now, if it is installed, whatever the backend.
-
-    Keras' data pipeline imports it under the JAX backend too, during the first epoch;
-    imported here, inside a quiet block, its start-up lines are held back. (Its runtime is
-    not started: under JAX it would claim GPU memory.)
-    """
-    with suppress(ImportError):
-        import tensorflow  # noqa: F401
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -480,10 +336,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_models:
         print("\n".join(models.list_models()))
         return 0
-    from benchmark.reporting.aggregate import HEADLINE_SCORES, summary_markdown, write_tables
+    from benchmark.controls_command import controls_only, failed_by_dataset, score_controls
+    from benchmark.reporting.aggregate import write_tables
+    from benchmark.reporting.headline import changed_settings, headline_markdown
     from benchmark.reporting.report import write_report
+    from benchmark.running.driver import GridInterrupted, run_grid
     from benchmark.running.environment import device_line, environment
-    from benchmark.running.harness import run_grid
 
     def probe() -> dict[str, Any]:
         # Probing the devices is when TensorFlow looks for CUDA, and says so on stderr.
@@ -493,17 +351,50 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return env
 
     config = resolve(args, keras.backend.backend())
+    if args.controls_only:
+        return controls_only(config, quiet)
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    rows = run_grid(config, environment=probe, verbose=verbose, command=command_record(argv),
-                    dry_run=args.plan)  # fmt: skip
+    try:
+        rows = run_grid(config, environment=probe, verbose=verbose, command=command_record(argv),
+                        dry_run=args.plan)  # fmt: skip
+    except GridInterrupted as stop:  # the tables of the units complete so far, then exit 130
+        write_tables(stop.rows, config.out, axes=config.axes)
+        raise
     if args.plan:
         return 0
-    results, summary, _ = write_tables(rows, config.out, axes=config.axes)
-    headline = summary_markdown(summary, config.axes, scores=HEADLINE_SCORES)
-    print(f"\nSummary ({config.out}; every score in summary.md):\n{headline}")
-    print(f"Report: {write_report(config.out, results, summary, axes=config.axes)}")
-    failed = [r["unit_id"] for r in rows if r.get("status") != "ok"]
-    if failed:
-        print(f"{program_name()}: {len(failed)} unit(s) failed: {', '.join(failed)}", file=sys.stderr)
+    checks = score_controls(config, quiet)
+    failed = failed_by_dataset(checks)
+    results, summary, _ = write_tables(
+        rows, config.out, axes=config.axes, verdicts=checks,
+        headline=lambda s, r: headline_markdown(s, r, config.axes, failed),
+    )  # fmt: skip
+    if len(summary):
+        text = headline_markdown(summary, None, config.axes, failed)
+        print(f"\nHeadline ({config.out}; every score in summary.md and report.html):\n\n{text}")
+        print(changed_settings(results))
+    else:
+        print(f"\nNo unit finished: nothing to summarize ({config.out / 'results.csv'} lists the failures)")
+    try:
+        print(f"Report: {write_report(config.out, results, summary, axes=config.axes)}")
+    except Exception as exc:
+        # The tables are written: a page that cannot be drawn must not hide them behind a traceback.
+        (config.out / "report-traceback.txt").write_text(traceback.format_exc())
+        print(f"{program_name()}: report.html not written ({type(exc).__name__}: {one_line(str(exc))}; "
+              f"see report-traceback.txt); the tables are in {config.out}", file=sys.stderr)  # fmt: skip
         return 1
-    return 0
+    return report_failures(results)
+
+
+def report_failures(results: Any) -> int:
+    """Name each failed unit of ``results`` on stderr, one line each; 1 if any failed, else 0."""
+    from benchmark.reporting.report import failures
+
+    failed = failures(results)
+    if not failed:
+        return 0
+    prog = program_name()
+    print(f"{prog}: {len(failed)} unit(s) failed: {', '.join(f['unit_id'] for f in failed)}", file=sys.stderr)
+    for f in failed:
+        print(f"{prog}: failed: {f['model']} seed {f['seed']} on {f['dataset']}: {one_line(f['error'])} "
+              f"(units/{f['unit_id']}/traceback.txt)", file=sys.stderr)  # fmt: skip
+    return 1

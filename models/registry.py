@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import os
+import re
+import site
+import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
+
+from benchmark.errors import did_you_mean
 
 ModelFactory = Callable[..., keras.Model]
 
@@ -65,8 +72,80 @@ def create_model(
 def get_factory(name: str) -> ModelFactory:
     """The factory registered as ``name``; ``UnknownModelError`` if none is."""
     if name not in _MODELS:
-        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+        raise UnknownModelError(unknown_model_message(name))
     return _MODELS[name]
+
+
+#: The flag and the environment variable that load plugin modules (``benchmark.cli``).
+PLUGINS_HINT = "--plugins MODULE (or VAEBENCH_PLUGINS)"
+
+#: Bounds on the search for a plugin that defines an unknown model: a message must stay quick
+#: even with a large folder on the path.
+_SCAN_FILES, _SCAN_BYTES = 300, 1_000_000
+
+
+def unknown_model_message(name: str, plugins: Sequence[str] | None = None) -> str:
+    """One line saying ``name`` is not registered: the closest registered name, the known
+    ones, and how a model from outside vaebench gets registered.
+
+    Parameters
+    ----------
+    name : str
+        The model name that is not registered.
+    plugins : sequence of str, optional
+        The plugin modules this run imported; by default, the modules outside ``models``
+        that registered a model.
+
+    Returns
+    -------
+    str
+        The message, naming a module on the path that defines a factory ``name`` (so that
+        ``--plugins MODULE`` would register it) when there is one.
+    """
+    if plugins is None:
+        plugins = sorted(
+            {f.__module__ for f in _MODELS.values() if f.__module__.split(".")[0] != "models"}
+        )
+    message = f"unknown model {name!r}{did_you_mean(name, _MODELS)}; known models: {', '.join(list_models())}"
+    found = next(plugin_modules_defining(name), None)
+    if found is not None:
+        module, path = found
+        return f"{message}; {path} may register it: load it with --plugins {module}"
+    if not plugins:
+        return f"{message}; models from outside vaebench need {PLUGINS_HINT}"
+    return f"{message}; the plugins loaded ({', '.join(plugins)}) do not register it"
+
+
+def plugin_modules_defining(name: str) -> Iterator[tuple[str, Path]]:
+    """``(module, path)`` of each top-level module in the working directory or on the path
+    (``PYTHONPATH``, not the installed packages) that is named ``name`` or defines a function
+    ``name``: a plugin that ``--plugins module`` would load."""
+    if not name.isidentifier():
+        return
+    defines = re.compile(rf"^\s*def\s+{re.escape(name)}\s*\(", re.MULTILINE)
+    installed = [
+        Path(p).resolve()
+        for p in (*site.getsitepackages(), site.getusersitepackages(), sys.base_prefix, sys.prefix)
+    ]
+    folders = dict.fromkeys(Path(p or os.curdir).resolve() for p in (os.curdir, *sys.path))
+    scanned = 0
+    for folder in folders:
+        if any(folder.is_relative_to(root) for root in installed) or not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.py")):
+            scanned += 1
+            if scanned > _SCAN_FILES:
+                return
+            if path.stem == name:
+                yield path.stem, path
+                continue
+            try:
+                if path.stat().st_size <= _SCAN_BYTES and defines.search(
+                    path.read_text("utf-8", "replace")
+                ):
+                    yield path.stem, path
+            except OSError:  # unreadable: not a plugin this run could load either
+                continue
 
 
 def tunable_parameters(name: str) -> dict[str, inspect.Parameter]:

@@ -24,11 +24,14 @@ still flows through it to its inputs, never into its weights. Where a loss must 
 back further, its input is stopped. This works unchanged on every backend, because each
 backend's own train step differentiates ``compute_loss``; a custom train step would have to
 be written twice (a tape for TensorFlow, a pure function for JAX) for the same result.
-Under XLA the forward passes that differ only in where gradients stop are computed once.
+Passes of one network under one routing run as one call on their inputs concatenated
+along the batch (the discriminator normalizes each image on its own, so no image affects
+another's output): fewer, larger kernels than separate calls, with the same values.
 
 The three parts have their own RMSprop optimizers, combined in one
 ``keras.optimizers.MultiOptimizer`` (see ``make_optimizer``) so that the compiled optimizer
-carries all of their state on every backend.
+carries all of their state on every backend. The decoder's and the discriminator's skip a
+gated step entirely (``models.gated.GatedRMSprop``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from keras import ops
 
 from models.base import Autoencoder
 from models.flops import forward_flops
+from models.gated import GatedRMSprop
 from models.losses import gaussian_kl, gaussian_nll, squared_error
 from models.networks import build_decoder, build_discriminator, build_encoder
 from models.precision import as_float32
@@ -129,11 +133,12 @@ class VAEGAN(GaussianPosterior, Autoencoder):
     the validation losses (``val_*`` in ``history.csv``) or on scores of ``Dataset.x_val``,
     never on the test split.
 
-    The gate multiplies a part's loss by 0, so the part gets a zero gradient. With RMSprop
-    without momentum (Keras' default) a zero gradient leaves the weights exactly unchanged
-    (the step is ``lr * g / sqrt(v + eps)``); only the part's running mean of squared
-    gradients decays a little. An optimizer with momentum (Adam, SGD with momentum) would
-    keep moving a gated part.
+    The gate multiplies a part's loss by 0, so the part's gradient is exactly zero, and the
+    part's optimizer (``GatedRMSprop``) then skips the step: its weights, its running mean of
+    squared gradients and its iteration count are all left as they were, on every backend,
+    so a gated part is frozen and resumes where it stopped. (A plain RMSprop would keep its
+    weights but decay its running mean, making the first step after the gate reopens up to
+    several times a normal one after a long gated stretch.)
 
     ``elbo_terms`` returns the model's own bound: nll is the feature-space L_llike with the
     current discriminator, so it is not comparable with the pixel likelihoods of the VAEs;
@@ -213,10 +218,14 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         Each variable goes to the optimizer of the part that owns it, matched by identity:
         variable paths leave out the sub-network's name (``conv2d/kernel``), so a path
         pattern cannot select a part. Being the compiled optimizer, the MultiOptimizer is
-        part of the JAX trainer's state, so all three optimizers' states advance.
+        part of the JAX trainer's state, so all three optimizers' states advance. The
+        decoder's and the discriminator's are ``GatedRMSprop``: a step the gate closed leaves
+        their part and their state unchanged. The encoder is never gated.
         """
         optimizers = {
-            part: keras.optimizers.RMSprop(self.learning_rate, name=f"{part}_rmsprop")
+            part: (keras.optimizers.RMSprop if part == "encoder" else GatedRMSprop)(
+                self.learning_rate, name=f"{part}_rmsprop"
+            )
             for part in PARTS
         }
         owner = {
@@ -282,24 +291,27 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         # Prior noise in the compute dtype, as the posterior's (bfloat16 under mixed precision).
         z_prior = keras.random.normal(ops.shape(z), dtype=self.compute_dtype, seed=self.noise)
 
-        # Decoder with live weights: x~ from a stopped z (the decoder's losses must not reach
-        # the encoder), and x_p from the prior.
-        x_tilde = self.decode(ops.stop_gradient(z), training=True)  # (batch, H, W, C)
-        x_prior = self.decode(z_prior, training=True)
+        # Decoder with live weights, one call: x~ from a stopped z (the decoder's losses must
+        # not reach the encoder), then x_p from the prior; (2 batch, H, W, C).
+        x_fakes = self.decode(ops.concatenate([ops.stop_gradient(z), z_prior]), training=True)
         # Decoder with frozen weights on the live z: the encoder's L_llike must reach the
-        # encoder through x~ without training the decoder. (The same values as x_tilde: XLA
-        # computes the forward pass once.)
+        # encoder through x~ without training the decoder. (The same values as x~.)
         x_tilde_enc = ops.sigmoid(frozen(self.decoder, z))
 
-        # Discriminator with live weights, on real images and stopped fakes: only L_GAN trains it.
-        real_features, real_logit = live(self.discriminator, x)
-        _, tilde_logit = live(self.discriminator, ops.stop_gradient(x_tilde))
-        _, prior_logit = live(self.discriminator, ops.stop_gradient(x_prior))
+        # Discriminator with live weights, on real images and stopped fakes, one call on
+        # (3 batch, H, W, C): only L_GAN trains it.
+        real_and_fakes = ops.concatenate([x, ops.stop_gradient(x_fakes)])
+        features, logits = live(self.discriminator, real_and_fakes)
+        real_features = ops.split(features, 3)[0]
+        real_logit, tilde_logit, prior_logit = ops.split(logits, 3)
         target = ops.stop_gradient(real_features)  # Dis_l(x)
-        # Discriminator with frozen weights: what the encoder and the decoder learn from.
+        # Discriminator with frozen weights: what the encoder and the decoder learn from. The
+        # encoder's call stays apart: it uses only the features, so the graph drops the
+        # blocks after the feature layer there, which one joint call would have to compute.
         enc_features, _ = frozen(self.discriminator, x_tilde_enc)
-        dec_features, dec_tilde_logit = frozen(self.discriminator, x_tilde)
-        _, dec_prior_logit = frozen(self.discriminator, x_prior)
+        features, logits = frozen(self.discriminator, x_fakes)  # on [x~; x_p]
+        dec_features = ops.split(features, 2)[0]
+        dec_tilde_logit, dec_prior_logit = ops.split(logits, 2)
 
         if self.generator_loss == "minimax":
             generator = -(bce_fake(dec_tilde_logit) + bce_fake(dec_prior_logit))

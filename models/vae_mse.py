@@ -22,12 +22,12 @@ class GaussianVAE(VAE):
 
     Parameters
     ----------
-    obs_std : float, default=0.1
+    obs_std : float, default=0.2
         The observation noise in pixel units ([0, 1] scale), or its starting value when
         learned. Fixed, it weights each pixel's squared error by 1 / (2 obs_std^2) against
-        the KL. With 0.1 the weight is 50, so a digit's summed error (~10 at a decent fit) and
-        the KL (~25 nats) are of one order; obs_std = 1, the "plain MSE" reading, leaves the
-        KL dominant and the model collapses towards the mean.
+        the KL. With 0.2 the weight is 12.5, so a digit's summed error (~10 at a decent fit)
+        and the KL (~35 nats) are of one order; obs_std = 1, the "plain MSE" reading, leaves
+        the KL dominant and the model collapses towards the mean.
     obs_noise : {"fixed", "scalar", "pixel"}, default="fixed"
         "fixed": ``obs_std`` as given; the loss is the Gaussian density of the pixels.
         "scalar" / "pixel": log obs_std is a trained weight, one scalar or one per pixel
@@ -39,9 +39,27 @@ class GaussianVAE(VAE):
 
     ``log_likelihood`` is the discretized Gaussian with the current obs_std in every mode.
 
-    The default obs_std 0.1 was chosen by looking at test-split scores, before the benchmark
-    had a validation split; it is to be re-checked on validation: a sweep over ``obs_std``
-    compared on the validation losses (``val_*`` in ``history.csv``), never on the test split.
+    The default obs_std 0.2 was chosen on the validation split, by the held-out likelihood
+    ``nll_is`` (the discretized Gaussian, K = 5; a proper score of the noise level, which no
+    sample score is), never on the test split. Command (MNIST, the quick preset's budget, one
+    seed, scored on half the validation split, 3,000 images)::
+
+        vaebench --preset quick --models vae_mse --set vae_mse.obs_std=0.05,0.1,0.2,0.4 \
+            --score-split val --precision float32
+
+    ======== ======== ========= =========== ================ ======== =====
+    obs_std  nll_is   recon_mse sharpness   sharpness_gap    fd       kl
+                                gap_recon   _sample          _sample
+    ======== ======== ========= =========== ================ ======== =====
+    0.05     2818.3   0.0114    0.560       1.434            104.2    81.7
+    0.1      1541.3   0.0110    0.558       0.928            67.7     51.1
+    **0.2**  1306.0   0.0112    0.588       0.713            46.0     36.7
+    0.4      1313.0   0.0129    0.769       0.886            33.5     21.5
+    ======== ======== ========= =========== ================ ======== =====
+
+    0.2 and 0.4 are 7 nats apart with one seed; reconstruction prefers 0.1 and the Fréchet
+    distance 0.4: the likelihood sits between them. The ``likelihood-choice`` preset sweeps it
+    against the Bernoulli VAE.
     """
 
     likelihood_support = "8bit"
@@ -50,7 +68,7 @@ class GaussianVAE(VAE):
         self,
         image_shape,
         latent_dim: int,
-        obs_std: float = 0.1,
+        obs_std: float = 0.2,
         obs_noise: str = "fixed",
         **kwargs,
     ):
@@ -99,7 +117,7 @@ class GaussianVAE(VAE):
 def vae_mse(
     image_shape,
     latent_dim: int = 16,
-    obs_std: float = 0.1,
+    obs_std: float = 0.2,
     obs_noise: str = "fixed",
     beta: float = 1.0,
     **config,

@@ -8,6 +8,10 @@ import sys
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `--precision auto` measures float32 against bfloat16 once per model and batch size on a CPU
+# that could win with bfloat16, tens of seconds each: the suite's runs skip that and train in
+# float32 on every machine. tests/test_autoprecision.py measures with it unset.
+os.environ.setdefault("VAEBENCH_AUTO_PRECISION", "float32")
 
 from pathlib import Path
 

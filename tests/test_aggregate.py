@@ -71,13 +71,17 @@ def test_ranks_follow_each_scores_direction(results):
 
 def test_ranks_are_within_a_dataset_and_ties_share_the_better_rank():
     data = (
-        rows("digits", "a", recon_mse=[0.1]) + rows("digits", "b", recon_mse=[0.1]) + rows("digits", "c", recon_mse=[0.3])
-        + rows("mnist", "a", recon_mse=[0.5]) + rows("mnist", "b", recon_mse=[0.2])
+        rows("digits", "a", recon_mse=[0.1, 0.2]) + rows("digits", "b", recon_mse=[0.2, 0.1])
+        + rows("digits", "c", recon_mse=[0.3, 0.3])
+        + rows("mnist", "a", recon_mse=[0.5, 0.5]) + rows("mnist", "b", recon_mse=[0.2, 0.2])
     )  # fmt: skip
-    summary = summary_frame(results_frame(data)).set_index(["dataset", "model"])["recon_mse_rank"]
-    assert summary[("digits", "a")] == summary[("digits", "b")] == 1
-    assert summary[("digits", "c")] == 3
-    assert summary[("mnist", "b")] == 1 and summary[("mnist", "a")] == 2
+    summary = summary_frame(results_frame(data)).set_index(["dataset", "model"])
+    rank, tied = summary["recon_mse_rank"], summary["recon_mse_tied"]
+    assert rank[("digits", "a")] == rank[("digits", "b")] == 1 and tied[("digits", "a")] and tied[("digits", "b")]
+    assert rank[("digits", "c")] == 3 and not tied[("digits", "c")]
+    assert rank[("mnist", "b")] == 1 and rank[("mnist", "a")] == 2 and not tied[("mnist", "b")]
+    table = summary_markdown(summary.reset_index())
+    assert table.count("#1 (tied)") == 2 and "#3" in table
 
 
 def test_summary_keeps_the_earlier_columns_and_adds_ci_and_rank(results):
@@ -105,12 +109,13 @@ def test_markdown_bolds_the_best_and_shows_the_interval(results):
     assert "#2" in vae_line and f"**{summary.loc[1, 'recon_mse_mean']:.4f}" not in vae_line
 
 
-def test_markdown_shows_the_mean_alone_with_one_seed():
+def test_one_seed_shows_the_mean_alone_with_no_rank_and_no_bold():
     summary = summary_frame(results_frame(rows("digits", "ae", recon_mse=[0.1]) + rows("digits", "vae", recon_mse=[0.2])))
     assert summary["recon_mse_ci95"].isna().all() and summary["recon_mse_std"].isna().all()
-    table = summary_markdown(summary)
-    assert "| **0.1000** #1 " in table and "| 0.2000 #2 " in table
-    assert "n/a" not in table and "±" not in table.split("\n\n")[0]
+    assert summary["recon_mse_rank"].isna().all()
+    body = summary_markdown(summary).split("\n\n")[0]
+    assert "0.1 |" in body and "0.2 |" in body
+    assert "n/a" not in body and "±" not in body and "**" not in body and "#" not in body
 
 
 # --- directions, priors and swept settings -------------------------------------------------
@@ -148,7 +153,8 @@ def test_prior_sample_scores_are_not_ranked_without_a_prior_but_mixture_samples_
 
 
 def test_has_prior_read_back_from_csv_text_still_counts():
-    data = rows("d", "ae", fd_sample=[5.0]) + rows("d", "vae", fd_sample=[20.0]) + rows("d", "gan", fd_sample=[15.0])
+    data = (rows("d", "ae", fd_sample=[5.0, 5.0]) + rows("d", "vae", fd_sample=[20.0, 20.0])
+            + rows("d", "gan", fd_sample=[15.0, 15.0]))  # fmt: skip
     for r in data:
         r["has_prior"] = "False" if r["model"] == "ae" else "True"
     summary = summary_frame(results_frame(data)).set_index("model")
@@ -157,8 +163,8 @@ def test_has_prior_read_back_from_csv_text_still_counts():
 
 def test_nll_is_is_ranked_only_within_a_dataset():
     data = (
-        rows("mnist", "a", nll_is=[100.0]) + rows("mnist", "b", nll_is=[90.0])
-        + rows("binarized_mnist", "a", nll_is=[80.0]) + rows("binarized_mnist", "b", nll_is=[95.0])
+        rows("mnist", "a", nll_is=[100.0, 101.0]) + rows("mnist", "b", nll_is=[90.0, 91.0])
+        + rows("binarized_mnist", "a", nll_is=[80.0, 81.0]) + rows("binarized_mnist", "b", nll_is=[95.0, 96.0])
     )  # fmt: skip
     ranks = summary_frame(results_frame(data)).set_index(["dataset", "model"])["nll_is_rank"]
     assert ranks[("mnist", "b")] == 1 and ranks[("mnist", "a")] == 2
@@ -205,3 +211,56 @@ def test_write_tables_with_axes(tmp_path):
     ae_line = next(line for line in markdown.splitlines() if "| ae " in line)
     assert [c.strip() for c in ae_line.split("|")[1:-1]][3] == "–"  # ae has no beta
     assert (tmp_path / "summary.md").read_text().startswith("| dataset")
+
+
+# --- statistics that mean what they say ------------------------------------------------------
+
+
+def test_n_is_per_score_and_a_missing_seed_is_not_counted():
+    data = rows("d", "a", fd_sample=[0.10, 0.14, float("nan")], recon_mse=[1.0, 1.1, 1.2])
+    summary = summary_frame(results_frame(data)).iloc[0]
+    assert summary["seeds"] == 3 and summary["fd_sample_n"] == 2 and summary["recon_mse_n"] == 3
+    assert summary["fd_sample_ci95"] == pytest.approx(12.706 * np.std([0.10, 0.14], ddof=1) / math.sqrt(2), rel=1e-3)
+
+
+def test_an_infinite_value_is_the_worst_never_dropped():
+    data = rows("d", "a", sharpness_gap_sample=[0.1, float("inf")]) + rows("d", "b", sharpness_gap_sample=[0.5, 0.6])
+    summary = summary_frame(results_frame(data)).set_index("model")
+    assert summary.loc["a", "sharpness_gap_sample_mean"] == float("inf")
+    assert summary.loc["a", "sharpness_gap_sample_rank"] == 2 and summary.loc["b", "sharpness_gap_sample_rank"] == 1
+
+
+def test_throughput_is_descriptive():
+    data = rows("d", "a", samples_per_sec=[100.0, 110.0]) + rows("d", "b", samples_per_sec=[900.0, 950.0])
+    summary = summary_frame(results_frame(data))
+    assert "samples_per_sec_mean" in summary and "samples_per_sec_rank" not in summary
+
+
+def test_stale_rows_are_a_row_of_their_own_never_ranked():
+    data = rows("d", "a", recon_mse=[0.1, 0.1]) + rows("d", "b", recon_mse=[0.3, 0.4])
+    data += [{**r, "stale": True} for r in rows("d", "b", recon_mse=[0.01, 0.02])]
+    summary = summary_frame(results_frame(data))
+    b = summary[summary["model"] == "b"].set_index("stale")
+    assert b.loc[False, "recon_mse_mean"] == pytest.approx(0.35) and b.loc[True, "recon_mse_mean"] == pytest.approx(0.015)
+    assert math.isnan(b.loc[True, "recon_mse_rank"])  # the best mean, but out of date
+    fresh = summary[~summary["stale"]].set_index("model")["recon_mse_rank"]
+    assert fresh["a"] == 1 and fresh["b"] == 2
+    assert "stale: results of out-of-date units" in summary_markdown(summary)
+
+
+def test_a_score_that_failed_its_controls_is_not_ranked_on_that_dataset_alone():
+    data = []
+    for dataset in ("mnist", "fashion_mnist"):
+        data += [{**r, "train_limit": 3000, "test_limit": 1000}
+                 for m, v in (("a", 1.0), ("b", 2.0)) for r in rows(dataset, m, kid_sample=[v, v + 0.1], fd_sample=[v, v])]  # fmt: skip
+    verdicts = pd.DataFrame([
+        {"dataset": "mnist", "train_limit": 3000, "test_limit": 1000, "score": "kid_sample", "status": "fail",
+         "reason": "scores blur 1 better than real (638 vs 1514)"},
+        {"dataset": "mnist", "train_limit": 3000, "test_limit": 1000, "score": "fd_sample", "status": "pass", "reason": ""},
+    ])  # fmt: skip
+    summary = summary_frame(results_frame(data), verdicts=verdicts).set_index(["dataset", "model"])
+    assert summary["kid_sample_rank"].loc["mnist"].isna().all()
+    assert summary.loc[("fashion_mnist", "a"), "kid_sample_rank"] == 1
+    assert summary.loc[("mnist", "a"), "fd_sample_rank"] == 1
+    legend = summary_markdown(summary.reset_index(), verdicts=verdicts).split("\n\n")[1]
+    assert "Not ranked on mnist (failed its controls, controls.csv): kid_sample scores blur 1 better than real" in legend

@@ -59,3 +59,40 @@ def _exit_code(call) -> int:
         return call()
     except SystemExit as exc:
         return exc.code
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--models", "vae_bernouli"], "unknown model 'vae_bernouli' (did you mean 'vae_bernoulli'?)"),
+        (["--models", "vae_bernouli"], "; models from outside vaebench need --plugins MODULE (or VAEBENCH_PLUGINS)"),
+        (["--datasets", "fashion_mnst"], "unknown dataset 'fashion_mnst' (did you mean 'fashion_mnist'?)"),
+        (["--preset", "smok"], "invalid choice: 'smok'"),
+        (["--preset", "smok"], "(did you mean 'smoke'?)"),
+        (["--precision", "float23"], "(did you mean 'float32'?)"),
+    ],
+)
+def test_a_misspelt_name_gets_the_closest_known_one(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("VAEBENCH_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no module here that could register a model
+    out = tmp_path / "run"
+    code = _exit_code(lambda: main([*argv, "--out", str(out)]))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_unknown_model_names_the_plugin_module_that_would_register_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "flow_plugin.py").write_text(
+        "from models.registry import register_model\n\n\n@register_model\ndef flow_vae(image_shape, latent_dim=16):\n    ...\n"
+    )
+    monkeypatch.delenv("VAEBENCH_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)  # the working directory is on the path of `python run_all.py`
+    out = tmp_path / "run"
+    code = _exit_code(lambda: main(["--models", "flow_vae", "--out", str(out)]))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().endswith("flow_plugin.py may register it: load it with --plugins flow_plugin"), err
+    assert not out.exists()

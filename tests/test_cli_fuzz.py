@@ -130,7 +130,7 @@ def test_no_argument_list_gives_a_traceback(argv: list[str], sandbox: Path, caps
     """Every argv ends in exit 0 or 2 (one error line) or reaches training; never raises."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(sandbox)  # relative junk paths land in the sandbox
-        mp.setattr("benchmark.running.harness.run_grid", stub_run_grid)
+        mp.setattr("benchmark.running.driver.run_grid", stub_run_grid)
         mp.delenv("VAEBENCH_PLUGINS", raising=False)
         status, err = outcome(argv, capsys)
     event(f"status {status}")

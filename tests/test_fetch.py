@@ -18,9 +18,9 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data import datasets as data
-from benchmark.data import fetch
+from benchmark.data import fetch, idx
 
-FILES = tuple(data.IDX_FILES.values())
+FILES = tuple(idx.IDX_FILES.values())
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -43,7 +43,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         blob = _idx_bytes(rng.integers(0, 256, shape))
         (root / "mnist" / filename).write_bytes(blob)
         table[filename] = hashlib.sha256(blob).hexdigest()
-    monkeypatch.setitem(data.SHA256, "mnist", table)
+    monkeypatch.setitem(idx.SHA256, "mnist", table)
     handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -146,7 +146,7 @@ def test_a_run_without_data_and_without_network_says_how_to_fetch(home, monkeypa
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setitem(data.SOURCES, "mnist", f"http://127.0.0.1:{port}/mnist/")
+    monkeypatch.setitem(idx.SOURCES, "mnist", f"http://127.0.0.1:{port}/mnist/")
     out = home / "run"
     code = main(["--datasets", "mnist", "--models", "ae", "--out", str(out)])
     captured = capsys.readouterr()
@@ -158,7 +158,7 @@ def test_a_run_without_data_and_without_network_says_how_to_fetch(home, monkeypa
 
 def test_a_run_fetches_on_first_use(served, home, monkeypatch, capsys):
     url, _ = served
-    monkeypatch.setitem(data.SOURCES, "mnist", f"{url}/mnist/")
+    monkeypatch.setitem(idx.SOURCES, "mnist", f"{url}/mnist/")
     loaded = data.load_dataset("mnist")
     assert "downloading it once" in capsys.readouterr().out
     assert len(loaded.x_test) == 20

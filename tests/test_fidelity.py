@@ -194,3 +194,39 @@ def test_classifier_features_score_noise_worse_than_real_images(digits_features)
     real_precision, real_recall = fidelity.precision_recall(real, other)
     assert noise_precision < 0.3 < 0.85 < real_precision
     assert noise_recall < 0.1 < 0.8 < real_recall
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coverage_agrees_with_prdc(seed):
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.default_rng(seed)
+    real = rng.normal(size=(700, 12))
+    fake = 0.6 * rng.normal(size=(700, 12)) + 0.4
+    expected = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)["coverage"]
+    radii = fidelity.knn_radii(real, 5)
+    assert fidelity.coverage(real, fake, radii) == pytest.approx(expected, abs=1e-12)
+
+
+def test_coverage_by_hand_and_a_pile_of_samples_covers_little():
+    real = np.array([[0.0], [1.0], [2.0], [10.0]])
+    radii = np.array([0.5, 0.5, 0.5, 0.5])
+    # Samples near 0 and 2 only: two of the four real balls hold one.
+    assert fidelity.coverage(real, np.array([[0.1], [2.4], [5.0]]), radii) == 0.5
+    rng = np.random.default_rng(3)
+    spread = rng.normal(size=(1000, 8))
+    pile = np.zeros((1000, 8)) + 0.01 * rng.normal(size=(1000, 8))  # every sample at the centre
+    r = fidelity.knn_radii(spread, 5)
+    same = fidelity.coverage(spread, rng.normal(size=(1000, 8)), r)
+    assert same > 0.9 and fidelity.coverage(spread, pile, r) < 0.1
+
+
+def test_radii_for_several_k_come_from_one_search():
+    x = np.random.default_rng(4).normal(size=(50, 3))
+    both = fidelity.knn_radii_for(x, (3, 5))
+    np.testing.assert_allclose(both[3], fidelity.knn_radii(x, 3))
+    np.testing.assert_allclose(both[5], fidelity.knn_radii(x, 5))
+    with pytest.raises(ValueError, match="too few for k = 5"):
+        fidelity.knn_radii_for(x[:5], (3, 5))

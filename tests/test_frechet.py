@@ -151,7 +151,7 @@ def test_cache_dir_defaults_beside_the_run_folder(tmp_path, monkeypatch):
 
 def test_attribute_labels_train_a_multi_label_classifier(tmp_path):
     """Binary attributes (CelebA's kind of label): one sigmoid output each, learnt together."""
-    from benchmark.data.datasets import Dataset
+    from benchmark.data.dataset import Dataset
 
     rng = np.random.default_rng(0)
     x = rng.random((600, 8, 8, 3)).astype(np.float32)

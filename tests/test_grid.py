@@ -113,6 +113,9 @@ def test_presets_hold_axes_and_model_settings() -> None:
         (["--latent-dim", "2,,4"], "expected comma-separated whole numbers"),
         (["--latent-dim", "2,0"], "must be at least 1"),
         (["--preset", "smoke", "--set", "vae_mse.obs_std=-1"], "obs_std must be positive"),
+        (["--set", "vae_mse.obs_sdt=0.1"], "no parameter 'obs_sdt' (did you mean 'obs_std'?)"),
+        (["--set", "*.bta=1"], "no model of this run has a parameter 'bta' (did you mean 'beta'?)"),
+        (["--set", "vae_bernouli.beta=1"], "unknown model 'vae_bernouli' (did you mean 'vae_bernoulli'?)"),
     ],
 )
 def test_bad_settings_are_one_line_exit_2_and_write_nothing(argv, message, tmp_path, capsys) -> None:
@@ -136,6 +139,9 @@ def test_bad_settings_are_one_line_exit_2_and_write_nothing(argv, message, tmp_p
         ('[set.vae_mse]\nobs_std = "wide"', "is not a number"),
         ("[set.vae_mse]\nobs_std = [[0.1]]", "must be a value or a list of values"),
         ('preset = "huge"', "unknown preset 'huge'"),
+        ('preset = "quik"', "unknown preset 'quik' (did you mean 'quick'?)"),
+        ("latnet_dim = [2]", "unknown key 'latnet_dim' (did you mean 'latent_dim'?)"),
+        ('models = ["vae_bernouli"]', "unknown model 'vae_bernouli' (did you mean 'vae_bernoulli'?)"),
     ],
 )
 def test_bad_grid_files_are_one_line_exit_2(text, message, tmp_path, capsys) -> None:

@@ -15,7 +15,8 @@ import pytest
 from scipy import stats
 
 import models
-from benchmark.data.datasets import Dataset, binarize, binarized, load_dataset
+from benchmark.data.dataset import Dataset, binarize
+from benchmark.data.datasets import binarized, load_dataset
 from benchmark.running.harness import epoch_images, epoch_order
 from benchmark.scoring.likelihood import likelihood_scores, log_importance_weights, nll_is
 

@@ -131,7 +131,8 @@ def test_one_model_trains_and_scores_for_one_epoch(mocked, name, tmp_path, monke
     quick = frechet.ClassifierConfig(epochs=1, min_epoch_steps=2)
     train = frechet.load_or_train
     monkeypatch.setattr(frechet, "load_or_train", lambda data, cache, config=None: train(data, cache, quick))
-    monkeypatch.setattr("benchmark.running.harness.load_or_train", frechet.load_or_train)
+    monkeypatch.setattr("benchmark.running.driver.load_or_train", frechet.load_or_train)
+    monkeypatch.setattr("benchmark.running.controls_run.load_or_train", frechet.load_or_train)
     monkeypatch.setenv("VAEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
     code = main(["--datasets", name, "--models", "vae_mse", "--epochs", "1", "--batch-size", "32",
@@ -149,7 +150,7 @@ def test_one_model_trains_and_scores_for_one_epoch(mocked, name, tmp_path, monke
 
 
 def test_latent_probes_on_attributes_average_the_probed_ones():
-    from benchmark.data.datasets import Dataset
+    from benchmark.data.dataset import Dataset
     from benchmark.scoring import metrics
     from benchmark.scoring.evaluate import latent_probe
 
@@ -191,7 +192,8 @@ def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path
     the scores read it in batches (the latent classifiers in a subset of fixed size)."""
     import keras
 
-    from benchmark.data.datasets import Dataset, hold_out_validation
+    from benchmark.data.dataset import Dataset
+    from benchmark.data.datasets import hold_out_validation
     from benchmark.running import harness
     from benchmark.running.config import UnitConfig
     from benchmark.scoring import evaluate

@@ -14,8 +14,10 @@ from scipy import stats
 
 from benchmark.cli import main
 from benchmark.reporting.aggregate import results_frame, summary_frame
+from benchmark.reporting.compare import compare_summaries
 from benchmark.reporting.figures import latent_figure, mosaic, sharpness_figure
-from benchmark.reporting.report import FIGURE_KINDS, compare_summaries, findings, summary_table_html
+from benchmark.reporting.findings import findings
+from benchmark.reporting.report import FIGURE_KINDS, summary_table_html
 from benchmark.reporting.significance import format_p
 from benchmark.scoring.evaluate import interpolate, interpolation_pairs
 
@@ -32,6 +34,9 @@ window.addEventListener("load", () => {
   const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.getAttribute("src"));
   document.body.setAttribute("data-images", String(images.length));
   document.body.setAttribute("data-broken", broken.join(" "));
+  document.body.setAttribute("data-scroll-width", String(document.documentElement.scrollWidth));
+  document.body.setAttribute("data-inner-width", String(window.innerWidth));
+  document.body.setAttribute("data-first-table", document.querySelector("table").className);
   document.body.setAttribute("data-checked", "yes");
 });
 </script>"""
@@ -83,8 +88,9 @@ def test_report_has_the_summary_table_with_every_model(smoke_run):
     assert "summary" in parse(html).tables
     for model in results["model"]:
         assert f">{model}<" in html
-    assert "Findings" in html and "seed-to-seed spread is unknown" in html and "one seed: no test" in html
+    assert "Findings" in html and "seed-to-seed spread is unknown" in html and "not ranked" in html
     assert "n/a" not in html and "p = " not in html  # one seed: the mean alone, no test
+    assert "<h3>Controls</h3>" in html and ">blur 0.5<" in html and "controls.csv" in html
 
 
 def test_every_figure_kind_of_every_model_is_linked_and_local(smoke_run):
@@ -124,7 +130,7 @@ def test_report_renders_offline_in_headless_chromium(smoke_run, tmp_path):
     check.write_text((smoke_run / "report.html").read_text().replace("</body>", IMAGE_CHECK + "</body>"))
     done = subprocess.run(
         ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", check.as_uri()],
+         "--window-size=1280,900", "--virtual-time-budget=10000", "--dump-dom", check.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -133,6 +139,10 @@ def test_report_renders_offline_in_headless_chromium(smoke_run, tmp_path):
     assert int(dom.body["data-images"]) == len(dom.images) > 0
     assert dom.body["data-broken"] == "", f"images that did not load: {dom.body['data-broken']}"
     assert "summary" in dom.tables
+    # At 1,280 px the page does not scroll sideways, and the headline is the first table.
+    assert int(dom.body["data-inner-width"]) == 1280
+    assert int(dom.body["data-scroll-width"]) <= 1280, dom.body["data-scroll-width"]
+    assert "headline" in dom.body["data-first-table"].split()
 
 
 # --- findings and the summary table, from made-up summaries -------------------------------
@@ -175,11 +185,37 @@ def test_findings_name_the_best_in_the_scores_direction():
     assert "has the most class-separating latent space" in text
 
 
-def test_findings_with_one_seed_make_no_test_and_no_claim():
+def test_findings_with_one_seed_say_so_once_and_claim_nothing():
     text = findings(summary_of({"a": [0.1], "b": [0.2]}), "digits")
-    assert "spread is unknown" in text[0]
-    assert "b's 0.2000 (one seed: no test)" in text[1]
+    assert len(text) == 1 and "spread is unknown" in text[0] and "not ranked" in text[0]
     assert not any("p =" in f or "p <" in f or "lower than" in f or "reconstructs best" in f for f in text)
+
+
+def test_welch_counts_the_seeds_that_have_the_score():
+    # A = [0.10, 0.14, NaN] against B: with n = 3 the test would claim p = 0.0098; with n = 2, p = 0.0665.
+    summary = summary_of({"a": [0.10, 0.14, float("nan")], "b": [0.20, 0.24, 0.22]})
+    text = next(f for f in findings(summary, "digits") if f.startswith("recon_mse"))
+    expected = stats.ttest_ind([0.10, 0.14], [0.20, 0.24, 0.22], equal_var=False).pvalue
+    assert f"not distinguishable at the 5% level from b's 0.2200 ({format_p(expected)}, Welch t-test over 2 and 3 seeds" in text
+    assert expected == pytest.approx(0.0665, abs=5e-4)
+
+
+def test_tied_models_are_said_to_be_tied():
+    text = findings(summary_of({"a": [0.0, 0.0], "b": [0.0, 0.0], "c": [0.3, 0.4]}), "digits")
+    assert text[0].startswith("recon_mse: a and b are tied for the lowest mean, 0.0000")
+    assert "has the lowest" not in text[0] and "reconstructs best" not in text[0]
+
+
+def test_the_likelihood_finding_names_a_bound_and_its_k():
+    summary = summary_of({"a": [90.0, 91.0], "b": [99.0, 100.0]}, "nll_is")
+    text = findings(summary, "digits", is_samples=5)[0]
+    assert "an upper bound at K = 5 importance samples" in text and "highest likelihood" not in text
+
+
+def test_a_score_that_failed_its_controls_gets_a_finding_saying_so():
+    summary = summary_of({"a": [1.0, 1.1], "b": [2.0, 2.1]}, "kid_sample")
+    text = findings(summary, "digits", failed_controls={"kid_sample": "scores blur 1 better than real (638 vs 1514)"})
+    assert text[-1] == "kid_sample is not ranked on digits: on this run's control sets it scores blur 1 better than real (638 vs 1514)."
 
 
 def test_sharpness_findings_are_two_sided():
@@ -193,11 +229,11 @@ def test_sharpness_findings_are_two_sided():
 
 
 def test_findings_cover_the_new_scores_and_skip_absent_ones():
-    scores = ["kid_sample", "precision_sample", "recall_sample", "fd_sample_gmm", "nll_is"]
+    scores = ["kid_sample", "precision_sample", "recall_sample", "coverage_sample", "fd_sample_gmm", "nll_is"]
     data = [{"dataset": "d", "model": m, "seed": s, "status": "ok", **{k: v + 0.01 * s for k in scores}}
             for m, v in (("a", 0.3), ("b", 0.9)) for s in range(3)]  # fmt: skip
     text = findings(summary_frame(results_frame(data)), "d")
-    assert [f.split(":")[0] for f in text] == scores
+    assert [f.split(":")[0] for f in text] == [s for s in scores if s != "precision_sample"]  # descriptive
     assert "recon_mse" not in " ".join(text)
 
 
@@ -315,3 +351,13 @@ def test_every_summary_score_has_its_legend_text():
 
     assert set(SCORE_HELP) == set(SUMMARY_SCORES)
     assert all(SCORE_HELP.values())
+
+
+def test_summary_md_leads_with_the_headline_and_each_models_settings(smoke_run):
+    text = (smoke_run / "summary.md").read_text()
+    assert text.startswith("## Headline") and text.index("## Every score") > text.index("Settings:")
+    assert "reconstruction (recon_mse ↓)" in text and "representation (latent_acc_knn ↑)" in text
+    settings = text.split("Settings:", 1)[1].split("## Every score")[0]
+    vae_line = next(line for line in settings.splitlines() if line.startswith("| vae_bernoulli "))
+    assert "beta 1" in vae_line  # a parameter no one swept, shown all the same
+    assert "One seed: no spread" in text

@@ -101,7 +101,7 @@ def test_ctrl_c_writes_the_tables_of_complete_units_and_exits_130(
 def stub_training(monkeypatch: pytest.MonkeyPatch, fake_train: Callable[..., dict]) -> None:
     """Replace training, the FD classifier and the HTML report (the fake units have no arrays)."""
     monkeypatch.setattr(harness, "train_unit", fake_train)
-    monkeypatch.setattr(harness, "load_or_train", lambda *args: None)
+    monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
 
 

@@ -134,9 +134,9 @@ def test_the_autoencoder_has_no_prior_and_no_active_units(digits):
 
 def test_too_few_test_images_for_three_neighbours(vae, digits):
     scores, _ = evaluate_model(vae, _small(digits, 400, 3), seed=0, classifier=PixelFeatures())
-    for column in ("precision_sample", "recall_sample", "precision_sample_gmm", "recall_sample_gmm"):
+    for column in ("precision_sample", "recall_sample", "coverage_sample", "precision_sample_gmm", "recall_sample_gmm"):
         assert np.isnan(scores[column])
-    assert "precision_sample, recall_sample, precision_sample_gmm, recall_sample_gmm: 3 feature vectors are too few for k = 3" in scores["notes"]
+    assert "precision, recall, coverage (every sample set): 3 feature vectors are too few for k = 5" in scores["notes"]
     # What 3 images can support is still scored.
     assert np.isfinite(scores["kid_sample"]) and np.isfinite(scores["fd_sample"]) and np.isfinite(scores["sharpness_gap_sample"])
 
@@ -145,7 +145,7 @@ def test_a_single_test_image(vae, digits):
     scores, _ = evaluate_model(vae, _small(digits, 400, 1), seed=0, classifier=PixelFeatures())
     for column in ("fd_sample", "kid_sample", "precision_sample", "active_units", "fd_sample_gmm"):
         assert np.isnan(scores[column]), column
-    for reason in ("fd_sample: need at least 2", "kid_sample: KID needs at least 2", "active_units: need at least 2"):
+    for reason in ("fd (sample): need at least 2", "kid (sample): KID needs at least 2", "active_units: need at least 2"):
         assert reason in scores["notes"]
 
 
@@ -180,5 +180,55 @@ def test_constant_images_have_no_gap_but_a_note(digits):
             return np.full((len(z), 8, 8, 1), 0.5, np.float32)
 
     scores, _ = evaluate_model(Flat(), _small(digits, 200, 50), seed=0)
-    assert np.isnan(scores["sharpness_gap_sample"]) and np.isnan(scores["spectral_gap_recon"])
-    assert "sharpness_gap_sample: constant images" in scores["notes"]
+    # No sharpness at all: the worst gap there is, never a NaN that a mean would drop.
+    assert scores["sharpness_gap_sample"] == float("inf") and scores["spectral_gap_recon"] == float("inf")
+    assert "sharpness_gap, contrast_gap, spectral_gap (sample): constant images" in scores["notes"]
+
+
+# --- the wiring of the scores: a "model" whose images are real ---------------------------------
+
+
+class RealImages:
+    """Reconstructs every test image exactly and "samples" distinct real images it was not
+    scored against (``pool``, in order, over every call): each score of a perfect generator
+    is then known. ``encode`` gives an image's index in the test split."""
+
+    variational = False
+    has_prior = True
+
+    def __init__(self, test: np.ndarray, pool: np.ndarray):
+        self.test, self.pool, self.latent_dim, self.next = test, pool, 2, 0
+        self.index = {image.tobytes(): i for i, image in enumerate(test)}
+
+    def encode(self, x):
+        ids = np.array([self.index.get(np.asarray(image, np.float32).tobytes(), -1) for image in x], np.float32)
+        # The second coordinate spreads the codes, so a mixture can be fitted to them.
+        return np.stack([ids, np.random.default_rng(len(x)).normal(size=len(x))], axis=1).astype(np.float32)
+
+    def decode(self, z):
+        ids = z[:, 0]
+        if np.all(ids >= 0) and np.all(ids == np.round(ids)) and np.all(ids < len(self.test)):
+            return self.test[ids.astype(int)]  # reconstructions of test images
+        out = self.pool[self.next : self.next + len(z)]
+        self.next += len(z)
+        return out
+
+
+@pytest.mark.parametrize("one_class", [False, True], ids=["real", "one-class"])
+def test_each_score_is_wired_to_the_right_sets(digits, one_class):
+    test = np.asarray(digits.x_test, np.float32)
+    pool = np.asarray(digits.x_train, np.float32)
+    if one_class:
+        pool = np.concatenate([pool[digits.y_train == 3]] * 8)
+    scores, _ = evaluate_model(RealImages(test, pool), digits, seed=0, classifier=PixelFeatures())
+    assert scores["recon_mse"] == 0 and scores["sharpness_gap_recon"] == 0 and scores["spectral_gap_recon"] == 0
+    if not one_class:
+        # Real images against real images: the scores of a perfect generator.
+        assert scores["precision_sample"] > 0.8 and scores["recall_sample"] > 0.8 and scores["coverage_sample"] > 0.85
+        assert abs(scores["kid_sample"]) < 3 * scores["kid_sample_se"] + 1e-3
+        assert scores["sharpness_gap_sample"] < 0.15 and scores["spectral_gap_sample"] < 0.15
+    else:
+        # One digit of ten: each sample is realistic (precision) but covers a tenth (recall, coverage).
+        assert scores["precision_sample"] > 0.8
+        assert scores["recall_sample"] < 0.3 and scores["coverage_sample"] < 0.3
+        assert scores["kid_sample"] > 10 * scores["kid_sample_se"]

@@ -7,6 +7,7 @@ import pytest
 from keras import layers
 
 from benchmark import speed
+from benchmark.running import environment
 from models import create_model
 from models.flops import forward_flops
 
@@ -28,8 +29,31 @@ def test_vae_gan_costs_more_per_sample_than_a_vae():
     assert vae_gan > 2 * vae
 
 
-def test_matmul_throughput_is_positive_and_plausible():
-    assert 0.1 < speed.matmul_gflops(n=256, repeats=2) < 1e6
+def test_matmul_throughput_is_the_flop_count_over_the_measured_time():
+    """2 n^3 FLOPs per product, ``repeats`` products per timing, the best of three timings:
+    with a clock that advances 0.5 s per reading, exactly 2 * 64^3 * 4 / 0.5 FLOP/s."""
+    ticks = iter(np.arange(0.0, 100.0, 0.5))
+    assert environment.matmul_gflops(n=64, repeats=4, clock=lambda: next(ticks)) == pytest.approx(2 * 64**3 * 4 / 0.5 / 1e9)
+
+
+#: Float32 FLOPs per cycle per CPU core, at most: two 512-bit FMA units (2 x 16 lanes x 2).
+PEAK_FLOPS_PER_CYCLE = 64
+#: Clock rate no CPU core exceeds, GHz; and float32 GFLOP/s no single GPU reaches (an H200
+#: does ~67,000 in float32, ~990,000 in TF32).
+MAX_GHZ, GPU_CEILING = 6.5, 2_000_000
+
+
+def test_matmul_throughput_is_within_what_the_hardware_can_do():
+    """The measured rate lies between a floor any machine clears (1 GFLOP/s) and the peak of
+    the device it ran on (cores x clock x FLOPs per cycle on a CPU): a FLOP count off by a
+    factor of n (512 here) lands above it on any machine, off by the repeats (4) on one that
+    runs at more than a quarter of its peak (this one: ~250 of 832 GFLOP/s)."""
+    from benchmark.running.device import detect
+    from benchmark.running.environment import cpu_cores
+
+    peak = GPU_CEILING if detect().kind == "gpu" else cpu_cores() * MAX_GHZ * PEAK_FLOPS_PER_CYCLE
+    measured = environment.matmul_gflops(n=512, repeats=4)
+    assert 1 < measured < peak
 
 
 @pytest.mark.backend
@@ -40,25 +64,49 @@ def test_speed_benchmark_writes_its_table(tmp_path, capsys):
     row = table.iloc[0]
     assert row["model"] == "ae" and row["backend"] == keras.backend.backend()
     assert row["samples_per_sec"] > 0 and row["eval_seconds"] > 0 and row["peak_memory_mib"] > 0
+    assert row["repeats"] == 3 and row["spread"] >= 0  # the median of 3 rounds
     assert row["fraction_of_matmul"] == pytest.approx(row["achieved_gflops"] / row["matmul_gflops"])
     assert "fraction_of_matmul" in capsys.readouterr().out
 
 
 @pytest.mark.backend
 def test_speed_benchmark_compares_configurations_with_the_baseline(tmp_path, capsys):
-    argv = ["--models", "ae", "--steps", "3", "--batch-size", "16", "--no-score",
-            "--precision", "float32,mixed_bfloat16", "--no-jit", "--steps-per-execution", "2"]  # fmt: skip
+    argv = ["--models", "ae", "--steps", "3", "--batch-size", "16", "--no-score", "--repeats", "2",
+            "--precision", "auto,float32,mixed_bfloat16", "--no-jit", "--steps-per-execution", "2"]  # fmt: skip
     assert speed.main([*argv, "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "speed.csv")
     # float32 + XLA, one step per call (the baseline) is always measured, and listed first.
-    configs = list(zip(table["precision"], table["jit"], table["steps_per_execution"], strict=True))
-    assert configs == [("float32", True, 1), ("float32", False, 2), ("mixed_bfloat16", False, 2)]
-    assert table["ratio_to_baseline"].iloc[0] == 1.0
-    ratios = table["samples_per_sec"] / table["samples_per_sec"].iloc[0]
-    np.testing.assert_allclose(table["ratio_to_baseline"], ratios)
+    configs = list(zip(table["precision_requested"], table["jit"], table["steps_per_execution"], strict=True))
+    assert configs == [("float32", True, 1), ("auto", False, 2), ("float32", False, 2), ("mixed_bfloat16", False, 2)]
+    assert table["ratio_to_baseline"].iloc[0] == 1.0 and (table["repeats"] == 2).all()
+    # auto is resolved as a run resolves it, and says how.
+    auto = table.iloc[1]
+    assert auto["precision"] in ("float32", "mixed_bfloat16") and isinstance(auto["auto_note"], str)
     assert table["eval_seconds"].isna().all() and np.isfinite(table["final_loss"]).all()
     out = capsys.readouterr().out
     assert "| bfloat16, graph, 2 steps/call |" in out and "(1.00x)" in out
+    assert f"auto chose {auto['precision']}" in out and "against the faster" in out
+
+
+def rates_row(name: str, rates: list[float]) -> dict:
+    return {"model": "ae", "precision_requested": name, "precision": name, "jit": False,
+            "steps_per_execution": 1, "rates": rates, "samples_per_sec": float(np.median(rates))}  # fmt: skip
+
+
+def test_configurations_within_the_spread_are_not_ranked():
+    steady = [rates_row("float32", [100, 100, 100]), rates_row("mixed_bfloat16", [120, 121, 119])]
+    assert speed.ranking(steady).startswith("bfloat16, graph > (+20.0%")
+    noisy = [rates_row("float32", [100, 100, 100]), rates_row("mixed_bfloat16", [150, 90, 105])]
+    assert speed.ranking(noisy).startswith("bfloat16, graph ≈ (+5.0% ±30.0%) float32")
+
+
+def test_auto_is_checked_against_the_faster_precision():
+    rows = [rates_row("float32", [100, 100, 100]), rates_row("mixed_bfloat16", [120, 121, 119]),
+            {**rates_row("auto", [99, 100, 101]), "precision": "float32", "auto_note": "noisy"}]  # fmt: skip
+    [line] = speed.auto_checks(rows)
+    assert "auto chose float32" in line and "-16.7%" in line and "NOT within 3%" in line
+    rows[2]["precision"] = "mixed_bfloat16"
+    assert "+0.0% ±0% against the faster, within 3%" in speed.auto_checks(rows)[0]
 
 
 def test_speed_benchmark_rejects_unknown_models(tmp_path, capsys):

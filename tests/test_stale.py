@@ -112,7 +112,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Training, the FD classifier and the report replaced; returns the trained unit ids."""
     trained: list[str] = []
     monkeypatch.setattr(harness, "train_unit", fake_train(trained))
-    monkeypatch.setattr(harness, "load_or_train", lambda *args: None)
+    monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
     return trained
 

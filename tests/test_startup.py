@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import NATIVE_NOISE, main, quiet_native_stderr
+from benchmark.io import read_json
 from benchmark.running import environment
+from models.precision import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +47,15 @@ def test_a_cpu_run_starts_quietly_and_names_its_device(run_env, tmp_path):
     assert not [line for line in done.stderr.splitlines() if "cuda" in line.lower()], done.stderr
     assert "oneDNN" not in done.stderr and "absl" not in done.stderr
     device = [line for line in done.stdout.splitlines() if line.startswith("training on")]
-    assert len(device) == 1 and device[0].startswith("training on CPU (") and "float32" in device[0]
+    assert len(device) == 1 and device[0].startswith("training on CPU (")
+    # What ``--precision auto`` gives depends on the processor (its bfloat16 arithmetic, or a
+    # measurement): the line must name what this run recorded, whichever that is.
+    record = read_json(tmp_path / "run" / "config.json")
+    run = record["run"]
+    [unit] = (tmp_path / "run" / "units").iterdir()
+    chosen = read_json(unit / "config.json")["precision"]
+    assert chosen in PRECISIONS and run["precision"] in (chosen, "auto"), (chosen, run)
+    assert device[0] == environment.device_line(record["environment"], run["precision"], run["jit"])
 
 
 def test_device_line_in_words():

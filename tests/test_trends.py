@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from benchmark.reporting.aggregate import results_frame, summary_frame, write_tables
-from benchmark.reporting.report import compare_summaries, write_report
+from benchmark.reporting.compare import compare_summaries
+from benchmark.reporting.report import write_report
 from benchmark.reporting.significance import format_p, holm
 from benchmark.reporting.trends import score_lines, trend_sentence
 
@@ -119,3 +120,11 @@ def test_a_flat_trend_says_so():
                           "fd_sample_mean": 4.0, "fd_sample_std": 0.1})  # fmt: skip
     assert trend_sentence("m", group, "latent_dim", "fd_sample") == "fd_sample of m is 4.00 at every latent_dim; means over 2 seeds."
     assert trend_sentence("m", group, "latent_dim", "kl").startswith("kl of m is 3.50 at every latent_dim")
+
+
+def test_no_trend_of_a_feature_space_score_along_the_limits_that_change_the_space():
+    data = [{"dataset": "d", "model": m, "seed": s, "status": "ok", "train_limit": n, "fd_sample": n / 1000 + s,
+             "recon_mse": 1 / n + s} for m in ("a", "b") for n in (1000, 3000) for s in range(2)]  # fmt: skip
+    summary = summary_frame(results_frame(data), ["train_limit"])
+    assert score_lines(summary, "train_limit", ["train_limit"], "fd_sample") == []  # a classifier per limit
+    assert len(score_lines(summary, "train_limit", ["train_limit"], "recon_mse")) == 2

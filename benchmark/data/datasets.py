@@ -23,124 +23,23 @@ once, with the fixed seed ``BINARIZE_TEST_SEED``, so every run scores the same b
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.dataset import BINARIZE_TEST_SEED, Dataset, binarize
+from benchmark.data.idx import IDX_FILES, SHA256, has_files, sha256_of
 from benchmark.data.images import rows
 from benchmark.data.tfds_images import TFDS_IMAGES, load_tfds_images
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, did_you_mean
 
 DATA_DIR_ENV = "VAEBENCH_DATA_DIR"
 
 #: Fraction of each training split held out, from its end, as the validation split.
 VALIDATION_FRACTION = 0.1
-
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
-
-# The published SHA-256 of each original file.
-SHA256 = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-    },
-    "fashion_mnist": {
-        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-    },
-}
-
-#: Where each dataset's original files are published: a file is ``<url><file name>``.
-SOURCES = {
-    # The CVDF mirror of yann.lecun.com/exdb/mnist, tensorflow-datasets' source too: the
-    # original page's server has refused automated downloads at times.
-    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    # Zalando's own location, plain HTTP only: the SHA-256 check is what guards the files.
-    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-}
-
-#: Seed of the one binarization of ``binarized_mnist``'s test and validation images.
-BINARIZE_TEST_SEED = 20160101
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Train, validation and test splits. Images (n, H, W, C) float32 in [0, 1] (an ndarray, or
-    an ``ImageArray`` whose slices are); labels (n,) int64 classes, or (n, k) 0/1 attributes
-    named by ``label_names``.
-
-    ``x_val``/``y_val`` are None for a dataset built without a validation split.
-
-    ``probes``: for attribute labels, the attributes the latent classifiers predict.
-
-    ``binarize``: the training images are pixel probabilities, to be drawn as binary images
-    afresh for every epoch (``binarize``, the function); the test images are binary already.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    x_val: np.ndarray | None = None
-    y_val: np.ndarray | None = None
-    binarize: bool = False
-    label_names: tuple[str, ...] = ()
-    probes: tuple[str, ...] = ()
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def n_val(self) -> int:
-        return 0 if self.x_val is None else len(self.x_val)
-
-    def subset(self, train_limit: int | None, test_limit: int | None) -> Dataset:
-        """The first ``train_limit`` training / ``test_limit`` test examples (None keeps all).
-
-        The validation split is kept whole: it is the same for every limit.
-        """
-        return replace(
-            self,
-            x_train=rows(self.x_train, None, train_limit),
-            y_train=self.y_train[:train_limit],
-            x_test=rows(self.x_test, None, test_limit),
-            y_test=self.y_test[:test_limit],
-        )
-
-    def fixed(self) -> Dataset:
-        """What scores see: for a ``binarize`` dataset, the training images drawn once with a
-        fixed seed (latent classifiers and feature statistics then see binary images, as the
-        model did); any other dataset unchanged."""
-        if not self.binarize:
-            return self
-        return replace(self, x_train=binarize(self.x_train, (BINARIZE_TEST_SEED, 1)), binarize=False)
-
-
-def binarize(x: np.ndarray, seed) -> np.ndarray:
-    """Binary images x_b ~ Bernoulli(x), float32 0/1, same shape as ``x`` (probabilities).
-
-    ``seed`` is anything ``numpy.random.default_rng`` takes (an int, a tuple of ints): the
-    same seed gives the same draw.
-    """
-    uniform = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
-    return (uniform < x).astype(np.float32)
-
 
 def binarized(data: Dataset) -> Dataset:
     """``data`` with dynamic binarization: test and validation images drawn once, training
@@ -193,19 +92,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     if not exists:
         raise UsageError(f"data directory {str(path)!r}{origin} does not exist")
     return path
-
-
-def has_files(name: str, root: Path) -> bool:
-    """Whether ``root/<name>/`` holds every file of ``name`` (unchecked)."""
-    return all((root / name / filename).is_file() for filename in IDX_FILES.values())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -311,5 +197,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     folder (``benchmark.data.tfds_images``).
     """
     if name not in LOADERS:
-        raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        raise UsageError(unknown_dataset_message(name))
     return LOADERS[name](name, data_dir)
+
+
+def unknown_dataset_message(name: str) -> str:
+    """One line for a dataset name that is not in ``DATASETS``: the closest one and the known ones."""
+    return f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; known datasets: {', '.join(DATASETS)}"

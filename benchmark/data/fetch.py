@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmark.data.datasets import IDX_FILES, SHA256, SOURCES, has_files, sha256_of
+from benchmark.data.idx import IDX_FILES, SHA256, SOURCES, has_files, sha256_of
 from benchmark.errors import UsageError
 from benchmark.io import atomic_path
 

@@ -221,7 +221,7 @@ def _split(builder, spec: TfdsImages, split: str, folder: Path) -> tuple[ImageAr
 def load_tfds_images(name: str, data_dir: Path | None):
     """Dataset ``name`` of ``TFDS_IMAGES`` (validation split not yet held out when the
     dataset has none of its own)."""
-    from benchmark.data.datasets import Dataset
+    from benchmark.data.dataset import Dataset
 
     spec = TFDS_IMAGES[name]
     builder = _builder(spec, data_dir)

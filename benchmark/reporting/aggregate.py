@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 from scipy import stats
 
 from benchmark.io import write_atomic
+from benchmark.scoring.scores import BY_NAME, DESCRIPTIVE, LOWER, SCORES
+from benchmark.scoring.verdicts import SPACE
 
 #: The leading columns of ``results.csv``, in this order; other columns follow.
 RESULT_COLUMNS = [
@@ -29,40 +31,10 @@ RESULT_COLUMNS = [
     "train_seconds", "samples_per_sec", "status",
 ]  # fmt: skip
 
-LOWER, HIGHER, DESCRIPTIVE = "lower", "higher", "descriptive"
-
 #: Scores summarised per (dataset, model, setting), with the direction in which they are
-#: better. Descriptive scores are summarised but never ranked nor highlighted: ``neg_elbo``
-#: and ``kl`` are each model's own bound under its own likelihood, ``blurriness_*`` is
-#: signed (over-sharp is not better), ``active_units`` has no better direction.
-SUMMARY_SCORES = {
-    "recon_mse": LOWER,
-    "recon_bce": LOWER,
-    "sharpness_gap_recon": LOWER,
-    "spectral_gap_recon": LOWER,
-    "sharpness_gap_sample": LOWER,
-    "spectral_gap_sample": LOWER,
-    "fd_sample": LOWER,
-    "kid_sample": LOWER,
-    "precision_sample": HIGHER,
-    "recall_sample": HIGHER,
-    "fd_sample_gmm": LOWER,
-    "kid_sample_gmm": LOWER,
-    "precision_sample_gmm": HIGHER,
-    "recall_sample_gmm": HIGHER,
-    "sharpness_gap_sample_gmm": LOWER,
-    "spectral_gap_sample_gmm": LOWER,
-    "latent_acc_logreg": HIGHER,
-    "latent_acc_knn": HIGHER,
-    "nll_is": LOWER,
-    "bits_per_dim": LOWER,
-    "neg_elbo": DESCRIPTIVE,
-    "kl": DESCRIPTIVE,
-    "active_units": DESCRIPTIVE,
-    "blurriness_recon": DESCRIPTIVE,
-    "blurriness_sample": DESCRIPTIVE,
-    "samples_per_sec": HIGHER,
-}
+#: better (``benchmark.scoring.scores``). Descriptive scores are summarised but never ranked
+#: nor highlighted.
+SUMMARY_SCORES = {score.name: score.direction for score in SCORES}
 
 #: The result column saying whether a model has a prior p(z) to sample from.
 HAS_PRIOR = "has_prior"
@@ -123,19 +95,28 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
     return float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n))
 
 
-def summary_frame(results: pd.DataFrame, axes: Sequence[str] = ()) -> pd.DataFrame:
-    """Per ``["dataset", "model", *axes]``: ``seeds``, ``has_prior`` (when the results have it),
-    then per score ``_mean``, ``_std``, ``_ci95`` and, for ranked scores, ``_rank``.
+def summary_frame(
+    results: pd.DataFrame, axes: Sequence[str] = (), verdicts: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per ``["dataset", "model", *axes]`` (and ``stale``, when some rows are out of date):
+    ``seeds``, ``has_prior`` (when the results have it), then per score ``_mean``, ``_std``,
+    ``_ci95``, ``_n`` (the seeds with a value of that score) and, for ranked scores, ``_rank``.
 
     Only completed units count; scores absent from every row are left out. A missing axis value
-    (a parameter the model lacks) is a value of its own. ``_std`` and ``_ci95`` are NaN with one
-    seed. ``_rank`` ranks the means among the models of the same dataset and setting (1 = best);
-    it is empty for a model alone at its setting, and for N(0, I)-sample scores of a model
-    without a prior. All ranks are within one dataset, so ``nll_is`` and ``bits_per_dim`` are
-    only compared on the same data in the same discrete likelihood space.
+    (a parameter the model lacks) is a value of its own. An infinite value (a collapsed seed)
+    makes the mean infinite: the worst, never dropped. ``_std`` and ``_ci95`` are NaN with one
+    seed. ``_rank`` ranks the means among the models of the same dataset and setting (1 =
+    best; ties share the better rank), among rows with at least two seeds with a value; it is
+    empty for a model alone at its setting, for stale rows (``--reuse-stale``: never pooled
+    with, nor ranked against, fresh ones), for N(0, I)-sample scores of a model without a
+    prior, and where the score failed its checks on the run's control sets (``verdicts``,
+    ``benchmark.scoring.verdicts``).
     """
-    ok = results[results["status"] == "ok"]
+    ok = results[results["status"] == "ok"].copy()
     keys = group_keys(ok, axes)
+    if "stale" in ok and as_bool(ok["stale"]).astype("boolean").fillna(False).astype(bool).any():
+        ok["stale"] = as_bool(ok["stale"]).astype("boolean").fillna(False).astype(bool)
+        keys = [*keys, "stale"]
     values = ok[[s for s in SUMMARY_SCORES if s in ok]].apply(pd.to_numeric, errors="coerce")
     scores = [s for s in values if values[s].notna().any()]
     by = [ok[k] for k in keys]
@@ -153,39 +134,70 @@ def summary_frame(results: pd.DataFrame, axes: Sequence[str] = ()) -> pd.DataFra
             [ci_halfwidth(sd, int(n)) for sd, n in zip(std[score], count[score], strict=True)],
             index=mean.index,
         )
+        columns[f"{score}_n"] = count[score].astype(int)
     summary = pd.DataFrame(columns).reset_index()
+    failed = _failed_controls(ok, by, summary, verdicts)
+    peers = [k for k in keys if k not in ("model", "stale")]
     for score in (s for s in scores if is_ranked(s)):
-        summary[f"{score}_rank"] = ranks(summary, score, keys)
+        rank = ranks(summary, score, keys)
+        if score in failed:
+            rank = rank.where(~failed[score])
+        summary[f"{score}_rank"] = rank
+        # Ties share the better rank; the flag lets tables and findings say "tied".
+        summary[f"{score}_tied"] = rank.notna() & summary.assign(_r=rank).duplicated([*peers, "_r"], keep=False)
     order = keys + ["seeds"] + ([HAS_PRIOR] if HAS_PRIOR in summary else [])
-    stat_columns = [f"{s}_{stat}" for s in scores for stat in ("mean", "std", "ci95", "rank") if f"{s}_{stat}" in summary]
+    stats = ("mean", "std", "ci95", "n", "rank", "tied")
+    stat_columns = [f"{s}_{stat}" for s in scores for stat in stats if f"{s}_{stat}" in summary]
     return summary[order + stat_columns]
+
+
+def _failed_controls(ok: pd.DataFrame, by: list[pd.Series], summary: pd.DataFrame,
+                     verdicts: pd.DataFrame | None) -> dict[str, pd.Series]:  # fmt: skip
+    """``{score: (summary rows,) bool}``: True where the score failed its controls in the
+    row's feature space (dataset, train_limit, test_limit)."""
+    if verdicts is None or verdicts.empty or not all(k in ok for k in SPACE):
+        return {}
+    space = ok[list(SPACE)].groupby(by, sort=True, dropna=False).first().reset_index(drop=True)
+    fails = verdicts[verdicts["status"] == "fail"]
+    out = {}
+    for score, rows in fails.groupby("score"):
+        bad = {tuple(_space_key(v) for v in r) for r in rows[list(SPACE)].itertuples(index=False)}
+        out[score] = pd.Series(
+            [tuple(_space_key(v) for v in r) in bad for r in space.itertuples(index=False)], index=summary.index
+        )
+    return out
+
+
+def _space_key(value: object) -> object:
+    """A feature-space value comparable across CSV round trips: None for a missing limit."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def ranks(summary: pd.DataFrame, score: str, keys: list[str]) -> pd.Series:
     """Rank of each row's mean of ``score`` among the rows that share every key but ``model``.
 
-    Rows without a prior are left out of N(0, I)-sample scores; a row alone in its group has no rank.
+    Rows without a prior are left out of N(0, I)-sample scores, and so are stale rows and rows
+    with fewer than two seeds with a value (no spread, no rank); a row alone in its group has
+    no rank. Ties share the better rank.
     """
     mean = summary[f"{score}_mean"].copy()
     if is_prior_sample_score(score) and HAS_PRIOR in summary:
         mean[~summary[HAS_PRIOR].astype(bool)] = float("nan")
-    peers = [summary[k] for k in keys if k != "model"]
-    grouped = mean.groupby(peers, dropna=False)
+    if "stale" in summary:
+        mean[summary["stale"].astype(bool)] = float("nan")
+    if f"{score}_n" in summary:
+        mean[summary[f"{score}_n"] < 2] = float("nan")
+    peers = [summary[k] for k in keys if k not in ("model", "stale")]
+    grouped = mean.groupby(peers, dropna=False) if peers else mean.groupby(lambda _: 0)
     rank = grouped.rank(method="min", ascending=SUMMARY_SCORES[score] == LOWER)
     return rank.where(grouped.transform("count") >= 2)
 
 
 def decimals(score: str) -> int:
     """Decimal places a score is shown with."""
-    if score == "samples_per_sec":
-        return 0
-    if score == "active_units":
-        return 1
-    if score.startswith(("recon_mse", "blur", "latent", "precision", "recall", "kid", "bits")):
-        return 4
-    if score.startswith(("sharpness_gap", "spectral_gap")):
-        return 3
-    return 2
+    return BY_NAME[score].decimals if score in BY_NAME else 2
 
 
 def no_prior(row: pd.Series, score: str) -> bool:
@@ -205,12 +217,13 @@ def setting_value(value: object) -> str:
     return str(value)
 
 
-def cell_parts(row: pd.Series, score: str) -> tuple[str, str, int | None, str] | None:
+def cell_parts(row: pd.Series, score: str) -> tuple[str, str, str, str] | None:
     """``(value, interval, rank, note)`` of one score of one summary row; None if absent.
 
     ``value`` is ``mean ± std``, or the mean alone with one seed (no spread to show);
-    ``interval`` is ``[lo, hi]`` or empty; ``rank`` is None where the score is not ranked;
-    ``note`` is ``no prior`` for N(0, I)-sample scores of a model without a prior.
+    ``interval`` is ``[lo, hi]`` or empty; ``rank`` is ``#2``, ``#1 (tied)`` or empty where the
+    score is not ranked; ``note`` is ``no prior`` for N(0, I)-sample scores of a model without
+    a prior.
     """
     mean = row.get(f"{score}_mean")
     if mean is None or pd.isna(mean):
@@ -220,8 +233,16 @@ def cell_parts(row: pd.Series, score: str) -> tuple[str, str, int | None, str] |
     value = f"{mean:.{d}f}" if std is None or pd.isna(std) else f"{mean:.{d}f} ± {std:.{d}f}"
     interval = "" if ci is None or pd.isna(ci) else f"[{mean - ci:.{d}f}, {mean + ci:.{d}f}]"
     rank = row.get(f"{score}_rank")
-    rank = None if rank is None or pd.isna(rank) else int(rank)
-    return value, interval, rank, "no prior" if no_prior(row, score) else ""
+    label = "" if rank is None or pd.isna(rank) else f"#{int(rank)}"
+    if label and bool(row.get(f"{score}_tied", False)):
+        label += " (tied)"
+    return value, interval, label, "no prior" if no_prior(row, score) else ""
+
+
+def is_best(row: pd.Series, score: str) -> bool:
+    """Whether ``row`` ranks first at ``score`` (alone or tied)."""
+    rank = row.get(f"{score}_rank")
+    return rank is not None and not pd.isna(rank) and int(rank) == 1
 
 
 def score_cell(row: pd.Series, score: str) -> str:
@@ -230,24 +251,21 @@ def score_cell(row: pd.Series, score: str) -> str:
     if parts is None:
         return ""
     value, interval, rank, note = parts
-    pieces = [f"**{value}**" if rank == 1 else value, interval]
-    pieces += [f"#{rank}" if rank is not None else "", f"({note})" if note else ""]
+    pieces = [f"**{value}**" if is_best(row, score) else value, interval, rank, f"({note})" if note else ""]
     return " ".join(p for p in pieces if p)
 
 
-#: The scores of the short summary printed at the end of a run (``summary.md`` has them all).
-HEADLINE_SCORES = (
-    "recon_mse", "sharpness_gap_recon", "sharpness_gap_sample", "fd_sample", "recall_sample",
-    "fd_sample_gmm", "latent_acc_knn", "nll_is", "kl",
-)  # fmt: skip
-
-
 def summary_markdown(
-    summary: pd.DataFrame, axes: Sequence[str] = (), scores: Sequence[str] | None = None
+    summary: pd.DataFrame,
+    axes: Sequence[str] = (),
+    scores: Sequence[str] | None = None,
+    verdicts: pd.DataFrame | None = None,
 ) -> str:
     """The summary as a Markdown table (cells as ``score_cell``), with a short legend.
 
-    ``scores``: the columns to show, in ``SUMMARY_SCORES`` order (default: all of them).
+    ``scores``: the columns to show, in ``SUMMARY_SCORES`` order (default: all of them);
+    ``verdicts``: the control checks (``benchmark.scoring.verdicts``), to say which scores
+    were not ranked because they failed them.
     """
     keys = group_keys(summary, axes)
     table = summary[[*keys, "seeds"]].copy()
@@ -260,25 +278,48 @@ def summary_markdown(
     descriptive = ", ".join(s for s in SUMMARY_SCORES if not is_ranked(s) and s in table)
     legend = (
         f"mean ± std over seeds [{CONFIDENCE:.0%} CI of the mean, t-distribution] #rank among the "
-        f"models of the dataset{setting} (1 = best, **bold**); one seed: the mean alone."
+        f"models of the dataset{setting} (1 = best, **bold**); one seed: the mean alone, no rank."
     )
     if descriptive:
         legend += f" Not ranked (descriptive): {descriptive}."
     if HAS_PRIOR in summary and not summary[HAS_PRIOR].astype(bool).all():
         legend += " no prior: N(0, I)-sample scores of a model without a prior, shown but not ranked."
+    if "stale" in summary:
+        legend += " stale: results of out-of-date units (--reuse-stale), never pooled with fresh ones nor ranked."
+    for line in control_failures(verdicts, [s for s in table.columns if s in SUMMARY_SCORES]):
+        legend += f" {line}"
     return table.to_markdown(index=False) + "\n\n" + legend
 
 
+def control_failures(verdicts: pd.DataFrame | None, scores: Sequence[str]) -> list[str]:
+    """One sentence per score of ``scores`` that failed its control checks, per dataset."""
+    if verdicts is None or verdicts.empty:
+        return []
+    fails = verdicts[(verdicts["status"] == "fail") & verdicts["score"].isin(list(scores))]
+    return [
+        f"Not ranked on {row['dataset']} (failed its controls, controls.csv): {row['score']} {row['reason']}."
+        for _, row in fails.iterrows()
+    ]
+
+
 def write_tables(
-    rows: list[dict], out: Path, axes: Sequence[str] = ()
+    rows: list[dict],
+    out: Path,
+    axes: Sequence[str] = (),
+    verdicts: pd.DataFrame | None = None,
+    headline: Callable[[pd.DataFrame, pd.DataFrame], str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``.
 
     ``axes`` are the result columns swept by the grid; the summary groups by them.
+    ``verdicts``: the run's control checks; a score that failed them is not ranked.
+    ``headline(summary, results)``: Markdown put before the full table in ``summary.md``.
     """
     results = results_frame(rows)
-    summary = summary_frame(results, axes)
-    markdown = summary_markdown(summary, axes)
+    summary = summary_frame(results, axes, verdicts)
+    markdown = summary_markdown(summary, axes, verdicts=verdicts)
+    if headline is not None and len(summary):
+        markdown = f"## Headline\n\n{headline(summary, results)}\n\n## Every score\n\n{markdown}"
     write_atomic(out / "results.csv", results.to_csv(index=False))
     write_atomic(out / "summary.csv", summary.to_csv(index=False))
     write_atomic(out / "summary.md", markdown + "\n")

@@ -1,9 +1,12 @@
-"""The run's HTML report, ``<out>/report.html``, and the comparison of two runs.
+"""The run's HTML report, ``<out>/report.html``.
 
 The report is one self-contained page that opens offline: inline CSS, no script, and PNG
 figures in ``<out>/figures/`` linked by relative paths. Per dataset it holds the summary table
-(``benchmark.reporting.aggregate``), the generation-quality note (``benchmark.scoring.frechet``), findings
-written from the numbers, and per-model figures of seed 0 (``benchmark.reporting.figures``).
+(``benchmark.reporting.aggregate``), the run's control sets and what they let it rank
+(``benchmark.reporting.controls_table``), the generation-quality note
+(``benchmark.scoring.frechet``), findings written from the numbers
+(``benchmark.reporting.findings``), and per-model figures of seed 0
+(``benchmark.reporting.figures``).
 """
 
 from __future__ import annotations
@@ -18,68 +21,33 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from benchmark.errors import UsageError
 from benchmark.io import read_json, write_atomic
-from benchmark.reporting import figures, trends
+from benchmark.reporting import figures, headline, trends
 from benchmark.reporting.aggregate import (
     CONFIDENCE,
-    DESCRIPTIVE,
-    HAS_PRIOR,
-    HIGHER,
-    LOWER,
     SUMMARY_SCORES,
     cell_parts,
-    decimals,
     group_keys,
-    is_prior_sample_score,
+    is_best,
     setting_value,
 )
-from benchmark.reporting.significance import ALPHA, format_p, holm, welch_p
+from benchmark.reporting.controls_table import controls_frames, verdict_lines
+from benchmark.reporting.findings import findings, setting_text
+from benchmark.running.controls_run import read_controls
+from benchmark.scoring.scores import BY_NAME, DESCRIPTIVE, HIGHER, LOWER
+from benchmark.scoring.verdicts import failed_scores, verdicts
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
 
-#: What each summary score measures, for the table's legend.
-SCORE_HELP = {
-    "recon_mse": "mean squared error of test reconstructions (pixel units²)",
-    "recon_bce": "binary cross-entropy of test reconstructions (nats per image): the distortion, the same "
-                 "quantity for every model",
-    "sharpness_gap_recon": "|log(sharpness of reconstructions / sharpness of real images)|: 0 as sharp as real, "
-                           "larger blurrier or noisier",
-    "spectral_gap_recon": "log-spectral distance of the reconstructions' radially averaged power spectrum to "
-                          "real test images'",
-    "sharpness_gap_sample": "the sharpness gap of samples decoded from z ~ N(0, I)",
-    "spectral_gap_sample": "the spectral gap of samples decoded from z ~ N(0, I)",
-    "fd_sample": "Fréchet distance between N(0, I) samples and test images in the FD classifier's features",
-    "kid_sample": "kernel inception distance (cubic kernel, unbiased) of N(0, I) samples in the same features",
-    "precision_sample": "fraction of N(0, I) samples inside the test images' k = 3 neighbourhoods (fidelity)",
-    "recall_sample": "fraction of test images inside the samples' k = 3 neighbourhoods (coverage)",
-    "fd_sample_gmm": "Fréchet distance of samples from a 10-component Gaussian mixture fitted to the training "
-                     "latent means",
-    "kid_sample_gmm": "KID of the mixture's samples",
-    "precision_sample_gmm": "precision of the mixture's samples",
-    "recall_sample_gmm": "recall of the mixture's samples",
-    "sharpness_gap_sample_gmm": "the sharpness gap of the mixture's samples",
-    "spectral_gap_sample_gmm": "the spectral gap of the mixture's samples",
-    "latent_acc_logreg": "test accuracy of logistic regression on the latent means",
-    "latent_acc_knn": "test accuracy of k-nearest neighbours on the latent means",
-    "nll_is": "importance-weighted bound on the negative log-likelihood of the test images (nats per image, "
-              "discrete likelihood); ranked only on the same dataset",
-    "bits_per_dim": "nll_is in bits per pixel",
-    "neg_elbo": "negative ELBO under the model's own likelihood (nats per image): not comparable across models",
-    "kl": "KL(q(z|x) || p(z)) of the test images (nats per image): the rate",
-    "active_units": "latent dimensions whose posterior mean varies over the test images (Cov > 0.01)",
-    "blurriness_recon": "1 − sharpness of reconstructions / sharpness of real images (signed: negative is "
-                        "sharper than real)",
-    "blurriness_sample": "the same for samples decoded from z ~ N(0, I)",
-    "samples_per_sec": "training throughput (images per second)",
-}  # fmt: skip
+#: What each summary score measures and its unit, for the table's legend.
+SCORE_HELP = {name: f"{score.help} ({score.unit})" for name, score in BY_NAME.items()}
 
 #: What ``neg_elbo`` is under each likelihood, shown beside the table when it is present.
 NEG_ELBO_NOTE = (
     "neg_elbo is each model's own negative ELBO, under its own likelihood, so it is not comparable across "
     "models and is not ranked. With Gaussian pixels of fixed obs_std σ (vae_mse) it is a density: it carries "
-    "the constant (D/2)·log(2πσ²), −1084.8 nats for 784 pixels at σ = 0.1, and may be negative. With a "
+    "the constant (D/2)·log(2πσ²), −541.4 nats for 784 pixels at the default σ = 0.2, and may be negative. With a "
     "Bernoulli likelihood on grey pixels (vae_bernoulli) it is a cross-entropy whose floor is the entropy of "
     "the grey targets, not 0. For the VAE-GAN it is measured in the discriminator's features. Compare a model "
     "with itself across settings; nll_is and bits_per_dim compare likelihoods on the same data."
@@ -98,6 +66,9 @@ class FigureKind:
 
 FIGURE_KINDS = (
     FigureKind("samples", "Samples", "64 images decoded from z ~ N(0, I)."),
+    FigureKind("samples_gmm", "Mixture samples",
+               "64 images decoded from a 10-component Gaussian mixture fitted to the training latent means: "
+               "the sampler every model has, the autoencoder included."),
     FigureKind("reconstructions", "Reconstructions during training",
                "Fixed test images (top row) and their reconstructions after the first, a middle and the last epoch.",
                420),
@@ -109,118 +80,6 @@ FIGURE_KINDS = (
                "Per-image variance of the Laplacian of real test images, reconstructions and prior samples.", 360),
     FigureKind("curves", "Learning curves", "Every loss logged per epoch: training set (solid, running mean over the epoch) and validation split (dashed, after the epoch).", 600),
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A score the findings speak about: the phrase for a best model whose lead is established,
-    and the comparison for a tested difference (default: "lower than" / "higher than")."""
-
-    score: str
-    best: str
-    comparison: str = ""
-
-
-FINDINGS = (
-    Finding("recon_mse", "reconstructs best"),
-    Finding("sharpness_gap_recon", "has the reconstructions closest to real sharpness", "closer to real sharpness than"),
-    Finding("sharpness_gap_sample", "has the samples closest to real sharpness", "closer to real sharpness than"),
-    Finding("fd_sample", "has the N(0, I) samples closest to the test images (Fréchet distance)"),
-    Finding("kid_sample", "has the N(0, I) samples closest to the test images (KID)"),
-    Finding("precision_sample", "has the most realistic N(0, I) samples (precision)"),
-    Finding("recall_sample", "has the N(0, I) samples that cover the test images best (recall)"),
-    Finding("fd_sample_gmm", "has the mixture samples closest to the test images (Fréchet distance)"),
-    Finding("nll_is", "gives the test images the highest likelihood (importance-sampled bound)"),
-    Finding("latent_acc_knn", "has the most class-separating latent space (k-NN accuracy)"),
-)  # fmt: skip
-
-
-# --- numbers -> sentences ----------------------------------------------------------------
-
-
-def _seeds_text(n1: int, n2: int) -> str:
-    return f"over {n1} seeds" if n1 == n2 else f"over {n1} and {n2} seeds"
-
-
-def finding(rows: pd.DataFrame, item: Finding, where: str = "") -> str | None:
-    """One sentence on the best model of ``rows`` (one dataset and setting) at ``item.score``.
-
-    The best model is compared with each other ranked model by Welch's t-test over seeds; the
-    p-values are Holm-adjusted over the comparisons made. A difference is claimed only where
-    the adjusted p-value is below ``ALPHA``; with one seed no test is made and none is claimed.
-    ``where`` names the setting (``latent_dim 8``) when the grid sweeps one.
-    """
-    score = item.score
-    if f"{score}_rank" not in rows:
-        return None
-    ranked = rows[rows[f"{score}_rank"].notna()].sort_values(f"{score}_rank", kind="stable")
-    if len(ranked) < 2:
-        return None
-    d = decimals(score)
-    lower = SUMMARY_SCORES[score] == LOWER
-    best, others = ranked.iloc[0], ranked.iloc[1:]
-    mean = f"{score}_mean"
-    n_best = int(best["seeds"])
-    at = f" at {where}" if where else ""
-    lead = f"{score}{at}: {best['model']} has the {'lowest' if lower else 'highest'} mean, {best[mean]:.{d}f}"
-    lead += f" ({n_best} seeds)" if n_best > 1 else " (one seed)"
-    p = [welch_p(best[mean], best[f"{score}_std"], n_best, o[mean], o[f"{score}_std"], int(o["seeds"]))
-         for _, o in others.iterrows()]  # fmt: skip
-    adjusted = holm(p)
-    m = int(np.sum(~np.isnan(adjusted)))
-    comparison = item.comparison or ("lower than" if lower else "higher than")
-    parts = []
-    for (_, other), p_adj in zip(others.iterrows(), adjusted, strict=True):
-        theirs = f"{other['model']}'s {other[mean]:.{d}f}"
-        n_other = int(other["seeds"])
-        if min(n_best, n_other) < 2:
-            parts.append(f"{theirs} (one seed: no test)")
-            continue
-        if np.isnan(p_adj):
-            parts.append(f"{theirs} (no spread over seeds: no test)")
-            continue
-        test = f"{format_p(p_adj)}, Welch t-test {_seeds_text(n_best, n_other)}, Holm-adjusted over {m} comparison{'s' * (m != 1)}"
-        if other[f"{score}_rank"] == best[f"{score}_rank"] or p_adj >= ALPHA:
-            parts.append(f"not distinguishable at the {ALPHA:.0%} level from {theirs} ({test})")
-        else:
-            parts.append(f"{comparison} {theirs} ({test})")
-    sentence = f"{lead}; " + "; ".join(parts) + "."
-    if all(part.startswith(comparison) for part in parts):
-        sentence += f" {best['model']} {item.best}."
-    excluded = rows[rows[mean].notna() & rows[f"{score}_rank"].isna()]
-    if is_prior_sample_score(score) and HAS_PRIOR in rows and len(excluded):
-        names = ", ".join(excluded.loc[~excluded[HAS_PRIOR].astype(bool), "model"])
-        if names:
-            sentence += f" Not ranked: {names} (no prior: N(0, I) samples shown in the table only)."
-    return sentence
-
-
-def setting_text(row: pd.Series, axes: Sequence[str]) -> str:
-    """``latent_dim 8, beta 0.5`` for a summary row."""
-    return ", ".join(f"{a} {setting_value(row[a])}" for a in axes)
-
-
-def findings(summary: pd.DataFrame, dataset: str, axes: Sequence[str] = ()) -> list[str]:
-    """Sentences about one dataset, each backed by the summary's numbers, per setting of ``axes``.
-
-    A leading caveat names the models with a single seed, between which nothing is tested.
-    """
-    rows = summary[summary["dataset"] == dataset]
-    axes = group_keys(rows, axes)[2:]
-    sentences = []
-    groups = rows.groupby(axes, sort=True, dropna=False) if axes else [((), rows)]
-    for _, group in groups:
-        where = setting_text(group.iloc[0], axes)
-        sentences += [s for s in (finding(group, item, where) for item in FINDINGS) if s]
-    single = sorted(set(rows.loc[rows["seeds"] < 2, "model"]))
-    if sentences and single:
-        who = "every model" if len(single) == rows["model"].nunique() else ", ".join(single)
-        sentences.insert(
-            0,
-            f"With one seed for {who} the seed-to-seed spread is unknown: no test is made and no "
-            "difference is claimed for them (one seed: no test); run more seeds (--seeds) to test them.",
-        )
-    return sentences
 
 
 def fd_note(results: pd.DataFrame, dataset: str) -> str | None:
@@ -248,7 +107,7 @@ def _cell_html(row: pd.Series, score: str) -> str:
         return ""
     value, interval, rank, note = parts
     below = [f'<span class="ci">{interval}</span>' if interval else "",
-             f'<span class="rank">#{rank}</span>' if rank is not None else "",
+             f'<span class="rank">{rank}</span>' if rank else "",
              f'<span class="rank">{note}</span>' if note else ""]  # fmt: skip
     below = " ".join(b for b in below if b)
     return f"{value}<br>{below}" if below else value
@@ -278,7 +137,8 @@ def summary_table_html(summary: pd.DataFrame, dataset: str, axes: Sequence[str] 
         css = pd.DataFrame("", index=frame.index, columns=frame.columns)
         for score, column in zip(scores, frame.columns[lead:], strict=True):
             if f"{score}_rank" in rows:
-                css.loc[rows[f"{score}_rank"] == 1, column] = "background-color: #d9f2d9; font-weight: bold"
+                best = [is_best(r, score) for _, r in rows.iterrows()]
+                css.loc[best, column] = "background-color: #d9f2d9; font-weight: bold"
         return css
 
     styler = (
@@ -313,6 +173,8 @@ def unit_figures(unit_dir: Path, fig_dir: Path, stem: str, title: str) -> dict[s
 
         if "samples" in a:
             drawn["samples"] = figures.samples_figure(a["samples"], path("samples"), title=title)
+        if "samples_gmm" in a and len(a["samples_gmm"]):
+            drawn["samples_gmm"] = figures.samples_figure(a["samples_gmm"], path("samples_gmm"), title=title)
         if {"snapshot_images", "snapshot_epochs", "snapshots"} <= a.keys():
             drawn["reconstructions"] = figures.reconstructions_figure(
                 a["snapshot_images"], a["snapshot_epochs"], a["snapshots"], path("reconstructions"), title=title
@@ -364,11 +226,14 @@ TEMPLATE = jinja2.Template(
 <title>vaebench report: {{ name }}</title>
 <style>
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; }
+       max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 .meta { color: #555; font-size: 0.92em; }
 nav a { margin-right: 1em; }
-.table-wrap { overflow-x: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+table.summary thead th { position: sticky; top: 0; z-index: 1; }
+details { margin: 0.6em 0; } summary { cursor: pointer; font-weight: bold; }
+ul.verdicts li { margin-bottom: 0.2em; }
 table.summary { border-collapse: collapse; font-size: 0.8em; margin: 0.6em 0; }
 table.summary th, table.summary td { border: 1px solid #ccc; padding: 3px 6px; text-align: right;
                                      vertical-align: top; white-space: nowrap; }
@@ -392,13 +257,23 @@ p.caption { font-size: 0.9em; color: #444; margin-top: 0; }
 <h1>vaebench report: {{ name }}</h1>
 <p class="meta">{{ meta }}</p>
 <nav>{% for d in datasets %}<a href="#{{ d.name }}">{{ d.name }}</a>{% endfor %}
-<a href="results.csv">results.csv</a><a href="summary.csv">summary.csv</a><a href="summary.md">summary.md</a></nav>
+<a href="results.csv">results.csv</a><a href="summary.csv">summary.csv</a><a href="summary.md">summary.md</a>
+<a href="controls.csv">controls.csv</a></nav>
 {% if failed %}<div class="failed"><b>{{ failed|length }} unit(s) failed</b> and are left out of every
-table and figure: {{ failed|join(", ") }} (see units/&lt;unit_id&gt;/traceback.txt).</div>{% endif %}
+table and figure (see units/&lt;unit_id&gt;/traceback.txt):
+<ul>{% for f in failed %}<li>{{ f.model }} seed {{ f.seed }} on {{ f.dataset }} ({{ f.unit_id }}): {{ f.error }}</li>
+{% endfor %}</ul></div>{% endif %}
 {% for d in datasets %}
 <section id="{{ d.name }}">
 <h2>{{ d.name }}</h2>
-<h3>Summary</h3>
+<h3>Headline</h3>
+<div class="table-wrap">{{ d.headline }}</div>
+<ul class="verdicts">{% for v in d.verdicts %}<li>{{ v }}</li>{% endfor %}</ul>
+<p class="legend">Each cell: mean ± sample std over seeds and the model's rank {{ rank_scope }} (#1 best,
+highlighted; with one seed the mean alone, no rank). The full table below has every score with its
+{{ confidence }} confidence interval.</p>
+<details><summary>Settings of each model</summary><div class="table-wrap">{{ d.settings }}</div></details>
+<details><summary>Every score ({{ d.score_help|length }} columns)</summary>
 <div class="table-wrap">{{ d.table }}</div>
 <p class="legend">Each cell: mean ± sample std over seeds; below it the {{ confidence }} confidence interval of the
 mean (t-distribution, n − 1 degrees of freedom) and the model's rank {{ rank_scope }} (#1 best, highlighted).
@@ -406,6 +281,21 @@ With one seed the cell holds the mean alone. ↓ lower is better, ↑ higher is 
 descriptive, never ranked. "no prior": N(0, I)-sample scores of a model without a prior, shown but not ranked.</p>
 <dl class="legend">{% for s, text in d.score_help %}<dt>{{ s }}</dt><dd>{{ text }}</dd>{% endfor %}</dl>
 {% if d.neg_elbo_note %}<p class="legend">{{ d.neg_elbo_note }}</p>{% endif %}
+</details>
+{% if d.controls %}<h3>Controls</h3>
+<p class="caption">Image sets whose right order is known, scored by the same code and against the same test images
+as the models' samples (<code>kind = sample</code>) and, where they degrade real validation images one for one, as
+their reconstructions: real images, Gaussian blur of σ 0.5, 1 and 2 px, pixel noise of σ 0.05, 0.1 and 0.2,
+contrast × 0.7, half blurred and half noisy (mixture), the mean training image plus noise (blob), one class, and
+training images (copies, what memorisation looks like: it is real data, so no distribution score flags it).
+A ranked score is ranked only where no degraded control scores better than real and the controls it must tell
+apart score worse (sharpness gaps: worse and monotone for blur and noise). Controls are never ranked among the
+models. Every value is in controls.csv.</p>
+{% for c in d.controls %}<h4>{{ c.label }}</h4>
+<div class="table-wrap">{{ c.table }}</div>
+<p class="legend">Ranked here: {{ c.ranked }}.</p>
+{% if c.unranked %}<ul class="findings">{% for s, why in c.unranked %}<li><b>{{ s }}</b> not ranked: {{ why }}.</li>{% endfor %}</ul>{% endif %}
+{% endfor %}{% endif %}
 {% if d.fd_note %}<h3>Generation quality</h3><p>{{ d.fd_note }}</p>{% endif %}
 <h3>Findings</h3>
 {% if d.findings %}<ul class="findings">{% for f in d.findings %}<li>{{ f }}</li>{% endfor %}</ul>{% else %}<p>Too few models with scores to compare.</p>{% endif %}
@@ -467,6 +357,8 @@ def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: 
     """
     out = Path(out)
     axes = group_keys(results, axes)[2:]
+    controls = read_controls(out)
+    checks = verdicts(controls) if controls is not None else None
     datasets = []
     for dataset in sorted(results["dataset"].dropna().unique()):
         models = sorted(results.loc[results["dataset"] == dataset, "model"].unique())
@@ -475,10 +367,15 @@ def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: 
         datasets.append({
             "name": dataset,
             "table": Markup(summary_table_html(summary, dataset, axes)) if len(in_summary) else "",
+            "headline": Markup(headline.headline_html(summary, dataset, axes)) if len(in_summary) else "",
+            "verdicts": headline.verdicts(summary, dataset, axes, failed_scores(checks, dataset)),
+            "settings": Markup(headline.plain_table(headline.settings_frame(results, dataset))),
             "score_help": [(s, SCORE_HELP.get(s, "")) for s in present],
             "neg_elbo_note": NEG_ELBO_NOTE if "neg_elbo" in present else "",
             "fd_note": fd_note(results, dataset),
-            "findings": findings(summary, dataset, axes),
+            "controls": dataset_controls(controls, dataset),
+            "findings": findings(summary, dataset, axes, failed_controls=failed_scores(checks, dataset),
+                                 is_samples=single_value(results, dataset, "is_samples")),
             "figures": dataset_figures(results, out, dataset, models, axes),
             "trends": trends.dataset_trends(results, summary, out, out / FIGURES_DIR, dataset, axes) if axes else [],
         })  # fmt: skip
@@ -487,7 +384,7 @@ def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: 
     for stale in (out / FIGURES_DIR).glob("*.png"):
         if stale not in drawn:
             stale.unlink()
-    failed = sorted(results.loc[results["status"] != "ok", "unit_id"].astype(str)) if "unit_id" in results else []
+    failed = failures(results)
     page = TEMPLATE.render(
         name=out.resolve().name,
         meta=run_meta(out),
@@ -502,81 +399,38 @@ def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: 
     return path
 
 
-# --- comparing two runs ------------------------------------------------------------------
+def dataset_controls(controls: pd.DataFrame | None, dataset: str) -> list[dict]:
+    """The controls tables of ``dataset``'s feature spaces, as HTML, with their verdicts."""
+    if controls is None or controls.empty or "dataset" not in controls:
+        return []
+    rows = controls[controls["dataset"] == dataset]
+    if rows.empty:
+        return []
+    lines = {label: (ranked, unranked) for label, ranked, unranked in verdict_lines(rows)}
+    out = []
+    for label, table in controls_frames(rows):
+        ranked, unranked = lines.get(label, ([], []))
+        html = table.style.hide(axis="index").set_table_attributes('class="summary"').to_html()
+        out.append({"label": label, "table": Markup(html), "ranked": ", ".join(ranked) or "none",
+                    "unranked": unranked})  # fmt: skip
+    return out
 
 
-def read_summary(run_dir: Path) -> pd.DataFrame:
-    """A run folder's ``summary.csv``; a UsageError when the folder or the file is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"no run folder {str(run_dir)!r}")
-    path = run_dir / "summary.csv"
-    if not path.is_file():
-        raise UsageError(f"{str(run_dir)!r} has no summary.csv: not a finished vaebench run")
-    try:
-        # Round-trip parsing: an unchanged score must compare as exactly equal.
-        summary = pd.read_csv(path, float_precision="round_trip")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UsageError(f"{path} cannot be read: {exc}") from None
-    if not {"dataset", "model"} <= set(summary.columns):
-        raise UsageError(f"{path} has no dataset and model columns")
-    return summary
-
-
-def compare_summaries(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """B − A of each score's mean, one row per (dataset, model, setting, score) in either summary.
-
-    The setting is given by the grouping columns (those before ``seeds``) that both summaries
-    share. Columns: dataset, model, the setting's columns, score, a, b, diff (b − a; empty where
-    one side lacks the score) and ``change``: better, worse or same in the score's direction
-    ("changed" for descriptive scores), or "only in A" / "only in B".
-    """
-    keys = [k for k in _key_columns(a) if k in _key_columns(b)]
-    merged = a.merge(b, on=keys, how="outer", suffixes=("_a", "_b"))
-    rows = []
-    for score, direction in SUMMARY_SCORES.items():
-        col_a, col_b = _mean_column(a, score, "_a", b), _mean_column(b, score, "_b", a)
-        if col_a is None and col_b is None:
-            continue
-        for _, r in merged.iterrows():
-            va = r[col_a] if col_a else float("nan")
-            vb = r[col_b] if col_b else float("nan")
-            if pd.isna(va) and pd.isna(vb):
-                continue
-            diff = vb - va
-            sign = 0 if pd.isna(diff) or diff == 0 else (1 if diff > 0 else -1)
-            better = sign == (1 if direction == HIGHER else -1)
-            if pd.isna(diff):
-                change = "only in A" if pd.isna(vb) else "only in B"
-            elif sign == 0:
-                change = "same"
-            else:
-                change = "changed" if direction == DESCRIPTIVE else "better" if better else "worse"
-            rows.append({**{k: r[k] for k in keys}, "score": score,
-                         "a": va, "b": vb, "diff": diff, "change": change})  # fmt: skip
-    return pd.DataFrame(rows, columns=[*keys, "score", "a", "b", "diff", "change"])
-
-
-def _key_columns(summary: pd.DataFrame) -> list[str]:
-    """A summary's grouping columns: dataset, model and the swept settings, before ``seeds``."""
-    columns = list(summary.columns)
-    return columns[: columns.index("seeds")] if "seeds" in columns else ["dataset", "model"]
-
-
-def _mean_column(frame: pd.DataFrame, score: str, suffix: str, other: pd.DataFrame) -> str | None:
-    """The merged frame's column of ``score``'s mean from ``frame``, or None if absent."""
-    column = f"{score}_mean"
-    if column not in frame:
+def single_value(results: pd.DataFrame, dataset: str, column: str) -> int | None:
+    """The one value of ``column`` among ``dataset``'s finished units, or None."""
+    if column not in results:
         return None
-    return column + suffix if column in other else column
+    values = results.loc[(results["dataset"] == dataset) & (results["status"] == "ok"), column].dropna().unique()
+    return int(values[0]) if len(values) == 1 else None
 
 
-def compare_runs(a: Path, b: Path) -> tuple[pd.DataFrame, Path]:
-    """Compare the summaries of run folders ``a`` and ``b``; write the table into ``b``.
-
-    Returns the table and the CSV written: ``<b>/compare-vs-<name of a>.csv``.
-    """
-    table = compare_summaries(read_summary(a), read_summary(b))
-    path = Path(b) / f"compare-vs-{Path(a).resolve().name}.csv"
-    write_atomic(path, table.to_csv(index=False))
-    return table, path
+def failures(results: pd.DataFrame) -> list[dict[str, str]]:
+    """The units of ``results`` that did not finish: model, dataset, seed, unit_id and error,
+    as text, in unit order."""
+    bad = results[results["status"] != "ok"] if "status" in results else results.iloc[:0]
+    bad = bad.sort_values("unit_id") if "unit_id" in bad else bad
+    keys = ("model", "dataset", "seed", "unit_id", "error")
+    return [
+        {key: "" if key not in row or pd.isna(row[key]) else str(row[key]) for key in keys}
+        for _, row in bad.iterrows()
+    ]

@@ -20,7 +20,6 @@ import pandas as pd
 from benchmark.reporting import figures
 from benchmark.reporting.aggregate import (
     HAS_PRIOR,
-    LOWER,
     SUMMARY_SCORES,
     decimals,
     group_keys,
@@ -29,16 +28,28 @@ from benchmark.reporting.aggregate import (
     setting_value,
 )
 from benchmark.reporting.significance import format_p, holm, welch_p
+from benchmark.scoring.scores import LOWER
 
 #: Scores drawn against each swept setting, where present.
 TREND_SCORES = (
-    "recon_mse", "recon_bce", "sharpness_gap_recon", "sharpness_gap_sample", "spectral_gap_sample",
-    "fd_sample", "kid_sample", "precision_sample", "recall_sample", "fd_sample_gmm", "nll_is",
-    "bits_per_dim", "latent_acc_knn", "kl", "active_units", "neg_elbo",
+    "recon_mse", "recon_bce", "sharpness_gap_recon", "spectral_gap_recon", "sharpness_gap_sample",
+    "spectral_gap_sample", "fd_sample", "kid_sample", "recall_sample", "coverage_sample", "fd_sample_gmm",
+    "sharpness_gap_sample_gmm", "nll_is", "bits_per_dim", "latent_acc_knn", "kl", "active_units", "neg_elbo",
+    "blurriness_recon", "blurriness_sample",
 )  # fmt: skip
 
-#: Scores the trend sentences speak about, where present.
-TREND_FINDINGS = ("recon_bce", "fd_sample", "fd_sample_gmm", "sharpness_gap_sample", "nll_is", "kl")
+#: Scores the trend sentences speak about, where present: every ranked score drawn, and the rate.
+TREND_FINDINGS = (*(s for s in TREND_SCORES if SUMMARY_SCORES[s] != "descriptive"), "kl")
+
+#: Scores measured in the feature classifier's space: a classifier is trained per training and
+#: test limit, so along those axes their values are in different spaces and not compared.
+FEATURE_SPACE_AXES = ("train_limit", "test_limit")
+FEATURE_SPACE_SCORES = ("fd_", "kid_", "precision_", "recall_", "coverage_")
+
+
+def comparable_along(score: str, axis: str) -> bool:
+    """Whether ``score``'s values along ``axis`` are in one space (see ``FEATURE_SPACE_AXES``)."""
+    return not (axis in FEATURE_SPACE_AXES and score.startswith(FEATURE_SPACE_SCORES))
 
 #: Test images per model and setting in the comparison figure.
 COMPARE_IMAGES = 8
@@ -61,7 +72,7 @@ def score_lines(rows: pd.DataFrame, axis: str, axes: Sequence[str], score: str) 
     ``rows`` is one dataset's summary; rows that lack the score or the axis value are left out,
     and so are N(0, I)-sample scores of models without a prior (not ranked, not drawn).
     """
-    if f"{score}_mean" not in rows:
+    if f"{score}_mean" not in rows or not comparable_along(score, axis):
         return []
     keep = rows[f"{score}_mean"].notna() & rows[axis].notna()
     if is_prior_sample_score(score) and HAS_PRIOR in rows:
@@ -87,7 +98,7 @@ def trend_sentence(label: str, group: pd.DataFrame, axis: str, score: str) -> st
     d = decimals(score)
     xs = [setting_value(x) for x in group[axis]]
     mean, std = (group[f"{score}_{s}"].to_numpy(float) for s in ("mean", "std"))
-    seeds = group["seeds"].to_numpy(int)
+    seeds = group[f"{score}_n" if f"{score}_n" in group else "seeds"].to_numpy(int)
     if np.ptp(mean) == 0:
         return f"{score} of {label} is {mean[0]:.{d}f} at every {axis}; means over {_seeds(seeds)}."
     if not is_ranked(score):

@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 import keras
 
 from benchmark.running.device import describe, detect
-from benchmark.speed import matmul_gflops
 
 PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "numpy", "pandas", "scikit-learn")
 
 #: How the device line names each backend (its package has the backend's name).
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Measured float32 matrix-multiply throughput of the active backend, GFLOP/s: ``repeats``
+    chained (n, n) products, 2 n^3 FLOPs each, best of 3, timed with ``clock`` (seconds)."""
+    import numpy as np
+    from keras import ops
+
+    a = ops.convert_to_tensor(np.random.default_rng(0).random((n, n), dtype=np.float32))
+    ops.convert_to_numpy(ops.matmul(a, a))  # warm-up (and compile, on JAX)
+    best = float("inf")
+    for _ in range(3):
+        start = clock()
+        c = a
+        for _ in range(repeats):
+            c = ops.matmul(a, c) * 1e-3  # the scale keeps values finite
+        ops.convert_to_numpy(c)
+        best = min(best, clock() - start)
+    return 2 * n**3 * repeats / best / 1e9
 
 
 def devices() -> list[str]:
@@ -60,7 +80,8 @@ def cpu_cores() -> int:
 def device_line(env: dict[str, Any], precision: str = "float32", jit: bool | None = None) -> str:
     """What training runs on, in words: ``training on CPU (2 cores), TensorFlow 2.21.0, float32``.
 
-    ``precision`` is the run's resolved dtype policy; ``jit`` whether training is compiled with XLA.
+    ``precision`` is the run's dtype policy, or ``auto`` (chosen per model when the grid was
+    planned); ``jit`` whether training is compiled with XLA.
     """
     gpus = env.get("accelerators") or []
     if gpus:
@@ -74,6 +95,7 @@ def device_line(env: dict[str, Any], precision: str = "float32", jit: bool | Non
     version = env.get("packages", {}).get(backend)
     name = BACKEND_NAMES.get(backend, backend) + (f" {version}" if version else "")
     compile_path = "" if jit is None else (", XLA" if jit else ", graph mode")
+    precision = "precision chosen per model (auto)" if precision == "auto" else precision
     return f"training on {where}, {name}, {precision}{compile_path}"
 
 

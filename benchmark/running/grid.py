@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, did_you_mean
 from benchmark.running.config import RANGES, RUN_AXES
 
 #: Keys a grid file may hold.
@@ -121,7 +121,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def check_settings(
-    sources: Iterable[tuple[str, Settings, bool]], models: tuple[str, ...]
+    sources: Iterable[tuple[str, Settings, bool]],
+    models: tuple[str, ...],
+    plugins: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, tuple[Any, ...]]]:
     """Merge the settings of ``sources`` (``(where, settings, strict)``, later ones override
     earlier ones per model and parameter) into ``{model: {param: values}}`` for ``models``.
@@ -129,7 +131,9 @@ def check_settings(
     Every model and parameter is checked against the registry and every value parsed to its
     parameter's type; a problem raises ``UsageError`` naming ``where``. A strict source (the
     command line) must name models of the run, and parameters some model of the run has; the
-    settings of a file or a preset for models the run leaves out are skipped.
+    settings of a file or a preset for models the run leaves out are skipped. A misspelt
+    name is answered with the closest known one; ``plugins`` (the plugin modules the run
+    loaded) shapes the hint given for a model that is not registered.
     """
     import models as registry  # imports Keras: only once the arguments are known to parse
 
@@ -137,21 +141,27 @@ def check_settings(
     for where, settings, strict in sources:
         for model, params in settings.items():
             if model != "*" and not registry.is_model(model):
-                raise UsageError(
-                    f"{where}: unknown model {model!r}; known models: {', '.join(registry.list_models())}"
-                )
+                raise UsageError(f"{where}: {registry.registry.unknown_model_message(model, plugins)}")
             if strict and model != "*" and model not in models:
-                raise UsageError(f"{where}: model {model!r} is not among the models of this run")
+                raise UsageError(
+                    f"{where}: model {model!r} is not among the models of this run"
+                    f"{did_you_mean(model, models)}"
+                )
             targets = models if model == "*" else (model,) if model in models else ()
             for param, values in params.items():
                 having = [m for m in targets if param in registry.registry.tunable_parameters(m)]
                 if model != "*" and param not in registry.registry.tunable_parameters(model):
-                    known = ", ".join(registry.registry.tunable_parameters(model)) or "none"
+                    own = registry.registry.tunable_parameters(model)
                     raise UsageError(
-                        f"{where}: model {model!r} has no parameter {param!r} (its parameters: {known})"
+                        f"{where}: model {model!r} has no parameter {param!r}{did_you_mean(param, own)} "
+                        f"(its parameters: {', '.join(own) or 'none'})"
                     )
                 if model == "*" and not having and strict:
-                    raise UsageError(f"{where}: no model of this run has a parameter {param!r}")
+                    anywhere = {p for m in models for p in registry.registry.tunable_parameters(m)}
+                    raise UsageError(
+                        f"{where}: no model of this run has a parameter {param!r}"
+                        f"{did_you_mean(param, sorted(anywhere))}"
+                    )
                 if not values:
                     raise UsageError(f"{where}: {model}.{param} has no values")
                 for target in having:
@@ -193,7 +203,10 @@ def load_grid_file(path: Path) -> dict[str, Any]:
     where = f"grid file {path.name}"
     unknown = sorted(set(data) - set(FILE_KEYS))
     if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(FILE_KEYS)}")
+        raise UsageError(
+            f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], FILE_KEYS)}; "
+            f"known keys: {', '.join(FILE_KEYS)}"
+        )
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "set":

@@ -34,14 +34,11 @@ tests allow a relative difference of ``REPRODUCIBILITY_RTOL`` (``tests/test_repr
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,46 +47,31 @@ import numpy as np
 import pandas as pd
 
 import models
-from benchmark.data.datasets import Dataset, binarize, load_dataset
+from benchmark.data.dataset import Dataset, binarize
 from benchmark.errors import UsageError
 from benchmark.io import (
-    load_arrays,
     read_json_or_none,
     remove_stale_temporaries,
-    run_lock,
     save_arrays,
     save_model,
     write_atomic,
     write_json,
 )
-from benchmark.reporting.aggregate import write_tables
-from benchmark.running.config import RUN_AXES, RunConfig, UnitConfig, grid_point
+from benchmark.running import precision_record
+from benchmark.running.checkpoints import (
+    checkpoint_interval,
+    clear_checkpoint,
+    resume,
+    save_checkpoint,
+)
+from benchmark.running.config import UnitConfig
 from benchmark.running.device import epoch_data, to_device, validation_data
-from benchmark.running.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
-from benchmark.running.progress import short_duration
 from benchmark.scoring.evaluate import evaluate_model
-from benchmark.scoring.frechet import FeatureClassifier, cache_dir_for, load_or_train
+from benchmark.scoring.frechet import FeatureClassifier
 from models.precision import dtype_policy
 
 #: Test images whose reconstructions are saved after the first, middle and last epoch.
 N_SNAPSHOT = 8
-
-#: Seconds of training between two checkpoints of a unit: a killed unit loses at most about
-#: this much, and short epochs (small data, a GPU) do not each pay for a save.
-CHECKPOINT_SECONDS = 60.0
-
-#: Overrides ``CHECKPOINT_SECONDS`` (e.g. ``0``: a checkpoint after every epoch).
-CHECKPOINT_SECONDS_ENV = "VAEBENCH_CHECKPOINT_SECONDS"
-
-
-def checkpoint_interval() -> float:
-    """Seconds between checkpoints: ``$VAEBENCH_CHECKPOINT_SECONDS``, else ``CHECKPOINT_SECONDS``."""
-    value = os.environ.get(CHECKPOINT_SECONDS_ENV)
-    return float(value) if value else CHECKPOINT_SECONDS
-
-
-#: Written last when a checkpoint is saved: the checkpoint it describes is whole.
-CHECKPOINT_JSON = "checkpoint.json"
 
 #: Relative difference allowed between the scores of two runs of one command (same seed,
 #: backend and machine). Measured: 0 on the TensorFlow CPU backend.
@@ -137,18 +119,6 @@ class StopAfterOneEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.model.stop_training = True
-
-
-@dataclass
-class Progress:
-    """A unit's training so far: what a checkpoint restores besides the model."""
-
-    epochs_done: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)  # Keras logs, one per epoch
-    epoch_seconds: list[float] = field(default_factory=list)
-    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch (1-based) -> images
-    train_seconds: float = 0.0
-    resumed_from_epoch: int = 0
 
 
 #: Mixed into the seed of an epoch's binarization, so it is independent of ``epoch_order``.
@@ -228,12 +198,13 @@ def train_unit(
     keras.utils.set_random_seed(config.seed)
     model, progress = resume(config, unit_dir)
     if model is None:
-        model = build_model(config, data.image_shape)
+        steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+        model = build_model(config, data.image_shape, steps_per_epoch)
 
     middle = max(1, (config.epochs + 1) // 2)
     recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
     recorder.epoch_seconds, recorder.snapshots = progress.epoch_seconds, progress.snapshots
-    callbacks = [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopAfterOneEpoch()]
+    callbacks = training_callbacks(recorder)
     # The same losses on the validation split after every epoch: ``val_*`` in history.csv.
     validation = validation_data(data.x_val, config.batch_size)
     start = last_save = time.perf_counter()
@@ -294,8 +265,19 @@ def train_unit(
     }
 
 
-def build_model(config: UnitConfig, image_shape: tuple[int, int, int]) -> keras.Model:
+def training_callbacks(recorder: EpochRecorder) -> list[keras.callbacks.Callback]:
+    """The callbacks of a unit's ``fit``, ``recorder`` first; also those of every timing of
+    training (``benchmark.running.timing``), which thus pays what a unit pays."""
+    return [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopAfterOneEpoch()]
+
+
+def build_model(
+    config: UnitConfig, image_shape: tuple[int, int, int], steps_per_epoch: int | None = None
+) -> keras.Model:
     """The unit's model, built in its precision and compiled with its compile path.
+
+    ``steps_per_epoch`` (optimizer steps per pass over the training data) is given to the
+    model before ``make_optimizer``, for a learning rate scheduled by passes.
 
     Under ``mixed_bfloat16`` the layers compute in bfloat16 and keep float32 variables; the
     policy is set only while the model is built (each layer keeps its own), so nothing global
@@ -308,106 +290,13 @@ def build_model(config: UnitConfig, image_shape: tuple[int, int, int]) -> keras.
         model = models.create_model(
             config.model, image_shape, config.latent_dim, seed=config.seed, **args
         )
+    model.steps_per_epoch = steps_per_epoch
     model.compile(
         optimizer=model.make_optimizer(),
         jit_compile=config.jit,
         steps_per_execution=config.steps_per_execution,
     )
     return model
-
-
-def save_checkpoint(
-    model: keras.Model, progress: Progress, config: UnitConfig, unit_dir: Path
-) -> None:
-    """Save the unit's model, the state ``.keras`` leaves out, and ``progress``.
-
-    ``checkpoint.json`` is written last: whatever moment a run is killed at, it names a whole
-    checkpoint (or none). Older checkpoint files are deleted after it.
-    """
-    stem = _checkpoint_stem(progress.epochs_done)
-    save_model(model, unit_dir / f"{stem}.keras")
-    # A .keras file holds weights and optimizer state but not, for instance, the state of a
-    # model's keras.random.SeedGenerator; without it a resumed VAE would draw other noise.
-    variables = model.non_trainable_variables
-    state = {f"variable_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
-    state |= {f"snapshot_{epoch}": images for epoch, images in progress.snapshots.items()}
-    save_arrays(unit_dir / f"{stem}.npz", state)
-    record = asdict(progress)
-    del record["snapshots"], record["resumed_from_epoch"]
-    write_json(unit_dir / CHECKPOINT_JSON, {"unit_id": config.unit_id, **record})
-    for path in unit_dir.glob("checkpoint-e*"):
-        if not path.name.startswith(stem + "."):
-            path.unlink(missing_ok=True)
-
-
-def resume(config: UnitConfig, unit_dir: Path) -> tuple[keras.Model | None, Progress]:
-    """The model and progress of the unit's checkpoint; ``(None, Progress())`` without one.
-
-    A checkpoint that cannot be used (another config, a file missing or unreadable, a model
-    that safe mode refuses) is reported, deleted, and the unit starts from epoch 0.
-    """
-    saved = read_json_or_none(unit_dir / CHECKPOINT_JSON)
-    if saved is None:
-        return None, Progress()
-    try:
-        model, progress = load_checkpoint(saved, config, unit_dir)
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        print(f"[checkpoint] {config.unit_id}: not used ({reason}); training from epoch 0", flush=True)
-        clear_checkpoint(unit_dir)
-        return None, Progress()
-    print(f"[resume] {config.unit_id}: after epoch {progress.epochs_done} of {config.epochs}", flush=True)
-    return model, progress
-
-
-def load_checkpoint(
-    saved: dict[str, Any], config: UnitConfig, unit_dir: Path
-) -> tuple[keras.Model, Progress]:
-    """Load the checkpoint that ``checkpoint.json`` (``saved``) describes; raises if unusable."""
-    if not isinstance(saved, dict) or saved.get("unit_id") != config.unit_id:
-        raise ValueError("it belongs to another configuration")
-    done = saved.get("epochs_done")
-    if not isinstance(done, int) or not 0 < done < config.epochs:
-        raise ValueError(f"epochs done ({done!r}) out of range")
-    stem = _checkpoint_stem(done)
-    state = load_arrays(unit_dir / f"{stem}.npz")  # no pickles: allow_pickle=False
-    # Safe mode (the default, made explicit): only registered classes, no lambdas, no code.
-    # Each layer's dtype policy is saved with it; the scope covers anything built afresh.
-    with dtype_policy(config.precision):
-        model = keras.saving.load_model(unit_dir / f"{stem}.keras", safe_mode=True)
-    variables = model.non_trainable_variables
-    expected = {f"variable_{i}" for i in range(len(variables))}
-    if {key for key in state if key.startswith("variable_")} != expected:
-        raise ValueError("its saved state does not fit the model")
-    for i, variable in enumerate(variables):
-        variable.assign(state[f"variable_{i}"])
-    snapshots = {
-        int(key.removeprefix("snapshot_")): value
-        for key, value in state.items()
-        if key.startswith("snapshot_")
-    }
-    progress = Progress(
-        epochs_done=done,
-        history=[dict(row) for row in saved["history"]],
-        epoch_seconds=[float(s) for s in saved["epoch_seconds"]],
-        snapshots=snapshots,
-        train_seconds=float(saved["train_seconds"]),
-        resumed_from_epoch=done,
-    )
-    if len(progress.history) != done or len(progress.epoch_seconds) != done:
-        raise ValueError("its record has the wrong number of epochs")
-    return model, progress
-
-
-def clear_checkpoint(unit_dir: Path) -> None:
-    """Delete the unit's checkpoint, ``checkpoint.json`` first so that none is half there."""
-    (unit_dir / CHECKPOINT_JSON).unlink(missing_ok=True)
-    for path in unit_dir.glob("checkpoint-e*"):
-        path.unlink(missing_ok=True)
-
-
-def _checkpoint_stem(epochs_done: int) -> str:
-    return f"checkpoint-e{epochs_done:04d}"
 
 
 def timing(epoch_seconds: list[float], n_train: int, train_seconds: float) -> dict[str, float]:
@@ -477,307 +366,13 @@ def run_unit(
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".strip()
-        print(f"[failed] {config.unit_id}: {message}", file=sys.stderr, flush=True)
+        hint = precision_record.failure_hint(config).get("hint")
+        print(f"[failed] {config.unit_id}: {message}" + (f" ({hint})" if hint else ""), file=sys.stderr, flush=True)
         write_atomic(unit_dir / "traceback.txt", traceback.format_exc())
-        outcome = {"status": "failed", "error": message}
-    row = result_row(config, outcome)
+        outcome = {"status": "failed", "error": message, **precision_record.failure_hint(config)}
+    # How an ``auto`` precision was chosen (written when the grid was planned).
+    row = result_row(config, {**outcome, **precision_record.unit_record(unit_dir)})
     write_json(unit_dir / "result.json", row)
     if row["status"] == "ok":
         clear_checkpoint(unit_dir)
     return row
-
-
-@dataclass
-class PlannedUnit:
-    """A unit of the grid, resolved, and what the run will do with it."""
-
-    config: UnitConfig  # with its identity filled in
-    label: str  # e.g. "vae_mse latent_dim=8 beta=1 seed 0"
-    flops: int  # training FLOPs per sample
-    n_train: int
-    complete: bool
-    #: Complete units of the same grid point with another identity, newest first:
-    #: (their folder, why they are out of date).
-    stale: list[tuple[Path, list[str]]] = field(default_factory=list)
-
-    def reused(self, run: RunConfig) -> Path | None:
-        """The out-of-date unit folder whose result this unit reports (``--reuse-stale``)."""
-        if run.reuse_stale and not run.force and not self.complete and self.stale:
-            return self.stale[0][0]
-        return None
-
-    def to_train(self, run: RunConfig) -> bool:
-        return run.force or (not self.complete and self.reused(run) is None)
-
-
-def load_datasets(run: RunConfig) -> dict[str, Dataset]:
-    """Every dataset of the run, whole, checked against each batch size and training limit."""
-    datasets = {}
-    for name in run.datasets:
-        data = load_dataset(name, run.data_dir)
-        for limit in run.train_limit:
-            n = len(data.x_train) if limit is None else min(limit, len(data.x_train))
-            for batch_size in run.batch_size:
-                if batch_size > n:
-                    raise UsageError(
-                        f"--batch-size {batch_size} is larger than the {n} training images of {name}"
-                    )
-        datasets[name] = data
-    return datasets
-
-
-class DataCache:
-    """The datasets cut to each unit's limits, and their identities, computed once each."""
-
-    def __init__(self, datasets: dict[str, Dataset]):
-        self.datasets = datasets
-        self._cut: dict[tuple, tuple[Dataset, dict[str, Any]]] = {}
-
-    def _entry(self, config: UnitConfig) -> tuple[Dataset, dict[str, Any]]:
-        key = (config.dataset, config.train_limit, config.test_limit)
-        if key not in self._cut:
-            data = self.datasets[config.dataset].subset(config.train_limit, config.test_limit)
-            self._cut[key] = (data, dataset_identity(data))
-        return self._cut[key]
-
-    def data(self, config: UnitConfig) -> Dataset:
-        return self._entry(config)[0]
-
-    def identity(self, config: UnitConfig) -> dict[str, Any]:
-        return self._entry(config)[1]
-
-
-def saved_units(units_dir: Path) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
-    """The complete units in ``units_dir`` by grid point (JSON of ``grid_point``), newest first."""
-    found: dict[str, list[tuple[float, Path, dict[str, Any]]]] = {}
-    if not units_dir.is_dir():
-        return {}
-    for unit_dir in units_dir.iterdir():
-        config = read_json_or_none(unit_dir / "config.json")
-        if not isinstance(config, dict) or completed(unit_dir) is None:
-            continue
-        key = json.dumps(grid_point(config), sort_keys=True, default=str)
-        mtime = (unit_dir / "result.json").stat().st_mtime
-        found.setdefault(key, []).append((mtime, unit_dir, config))
-    return {
-        key: [(d, c) for _, d, c in sorted(units, key=lambda u: u[0], reverse=True)]
-        for key, units in found.items()
-    }
-
-
-def unit_label(config: UnitConfig, run: RunConfig) -> str:
-    """The model, the unit's value of each axis of the grid, the seed (and the dataset when
-    the run has several): ``vae_mse latent_dim=8 beta=1 seed 0``."""
-    parts = [config.model]
-    if len(run.datasets) > 1:
-        parts.append(f"on {config.dataset}")
-    cfg = config.to_dict()
-    for axis in run.axes:
-        if axis not in RUN_AXES and axis not in config.model_config:
-            continue  # a parameter this model does not have
-        value = cfg[axis] if axis in RUN_AXES else config.model_config[axis]
-        parts.append(f"{axis}={value:g}" if isinstance(value, float) else f"{axis}={value}")
-    return " ".join([*parts, f"seed {config.seed}"])
-
-
-def plan_grid(run: RunConfig, data: DataCache) -> list[PlannedUnit]:
-    """Every unit of ``run`` resolved, with what exists of it in ``run.out``. Builds each
-    distinct model once (a value it refuses is a ``UsageError``); writes nothing."""
-    units_dir = run.out / "units"
-    saved = saved_units(units_dir)
-    built: dict[str, tuple[dict[str, Any], dict[str, str], int]] = {}
-    plan = []
-    for unit in run.units():
-        shape = data.data(unit).image_shape
-        key = json.dumps([unit.model, shape, unit.latent_dim, unit.model_args], sort_keys=True)
-        if key not in built:
-            built[key] = model_identity(unit, shape)
-        config = resolve_unit(unit, built[key], data.identity(unit))
-        complete = completed(units_dir / config.unit_id) is not None
-        point = json.dumps(grid_point(config.to_dict()), sort_keys=True, default=str)
-        stale = [
-            (unit_dir, stale_reasons(old, config))
-            for unit_dir, old in saved.get(point, [])
-            if unit_dir.name != config.unit_id
-        ]
-        plan.append(PlannedUnit(
-            config=config, label=unit_label(config, run), flops=built[key][2],
-            n_train=len(data.data(unit).x_train), complete=complete, stale=[] if complete else stale,
-        ))  # fmt: skip
-    return plan
-
-
-def measured_flop_rates(units_dir: Path) -> dict[str, float]:
-    """The training FLOP rate (FLOP/s) last measured per model in ``units_dir``'s complete
-    units, and under ``""`` the last one of any model."""
-    measured = []
-    if units_dir.is_dir():
-        for unit_dir in units_dir.iterdir():
-            row = completed(unit_dir)
-            if row is None:
-                continue
-            try:
-                rate = float(row["samples_per_sec"]) * float(row["train_mflop_per_sample"]) * 1e6
-            except (KeyError, TypeError, ValueError):
-                continue
-            if math.isfinite(rate) and rate > 0:
-                measured.append(((unit_dir / "result.json").stat().st_mtime, row.get("model"), rate))
-    rates: dict[str, float] = {}
-    for _, model, rate in sorted(measured, key=lambda m: m[0]):
-        rates[str(model)] = rates[""] = rate
-    return rates
-
-
-def estimate_seconds(plan: list[PlannedUnit], run: RunConfig) -> tuple[float | None, float | None]:
-    """(Seconds of training left, from each unit's FLOPs and the last measured FLOP rate of
-    its model, else of any model; that rate in FLOP/s) or (None, None) when none is measured."""
-    rates = measured_flop_rates(run.out / "units")
-    if not rates:
-        return None, None
-    seconds = sum(
-        p.config.epochs * p.n_train * p.flops / rates.get(p.config.model, rates[""])
-        for p in plan
-        if p.to_train(run)
-    )
-    return seconds, rates[""]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def print_plan(plan: list[PlannedUnit], run: RunConfig, *, every_unit: bool = False) -> None:
-    """The grid in a few lines: units, complete, out of date, to train, a time estimate;
-    then each out-of-date unit and why. ``every_unit``: also one line per unit."""
-    n_complete = sum(p.complete for p in plan)
-    n_stale = sum(bool(p.stale) for p in plan)
-    n_train = sum(p.to_train(run) for p in plan)
-    seconds, rate = estimate_seconds(plan, run)
-    if not n_train:
-        estimate = "nothing to train"
-    elif seconds is None:
-        estimate = f"estimated training time: unknown (no measured throughput in {run.out})"
-    else:
-        estimate = (f"estimated training time: {short_duration(seconds, 'about ')} (the units' FLOPs at the "
-                    f"last measured {rate / 1e9:.3g} GFLOP/s)")  # fmt: skip
-    axes = f"; axes: {', '.join(run.axes)}" if run.axes else ""
-    print(f"Grid: {_count(len(plan), 'unit')} ({_count(len(run.models), 'model')}, "
-          f"{_count(len(run.datasets), 'dataset')}, {_count(run.seeds, 'seed')}{axes}): "
-          f"{n_complete} complete, {n_stale} out of date, {n_train} to train; {estimate}", flush=True)  # fmt: skip
-    if n_stale:
-        action = ("kept as they are (--reuse-stale), their rows marked stale=true"
-                  if run.reuse_stale and not run.force else "trained anew (--reuse-stale would keep the old results)")  # fmt: skip
-        print(f"Out of date: {_count(n_stale, 'unit')}, whose settings or code changed since "
-              f"{'it was' if n_stale == 1 else 'they were'} trained; {action}:", flush=True)  # fmt: skip
-        for p in plan:
-            if p.stale:
-                unit_dir, reasons = p.stale[0]
-                print(f"  {unit_dir.name} ({p.label}): {'; '.join(reasons)}", flush=True)
-    if every_unit:
-        for i, p in enumerate(plan, 1):
-            state = ("complete" if p.complete and not run.force
-                     else "reuse stale" if p.reused(run) else "train")  # fmt: skip
-            print(f"[{i}/{len(plan)}] {p.label}: {p.config.unit_id} ({state})", flush=True)
-
-
-def reported_rows(plan: list[PlannedUnit], run: RunConfig) -> list[dict[str, Any]]:
-    """The result rows on disk of the planned units (complete or failed), in grid order; an
-    out-of-date unit kept with ``--reuse-stale`` stands for its grid point, marked stale."""
-    rows = []
-    for p in plan:
-        reused = p.reused(run)
-        unit_dir = reused or run.out / "units" / p.config.unit_id
-        row = read_json_or_none(unit_dir / "result.json")
-        if isinstance(row, dict):
-            rows.append({**row, "stale": reused is not None})
-    return rows
-
-
-def grid_rows(run: RunConfig) -> list[dict[str, Any]]:
-    """The result rows on disk of ``run``'s units (complete or failed), in grid order."""
-    plan = plan_grid(run, DataCache(load_datasets(run)))
-    return reported_rows(plan, run)
-
-
-def run_grid(
-    run: RunConfig,
-    *,
-    environment: Callable[[], dict[str, Any]],
-    verbose: int = 1,
-    command: dict[str, Any] | None = None,
-    dry_run: bool = False,
-) -> list[dict[str, Any]]:
-    """Train every unit of ``run`` not yet complete; return all rows of the grid.
-
-    Data are loaded, every unit resolved and the plan printed before anything is written,
-    so bad input leaves no files; ``dry_run`` stops there (one line per unit) and returns [].
-    ``config.json`` records ``run``, ``environment()`` and the ``command`` that started it;
-    ``environment`` is called only once the input has passed, because probing devices makes
-    some backends log to stderr. On Ctrl-C the tables are written from the units complete so
-    far, then KeyboardInterrupt propagates. With one local worker (the default) the units run
-    one after another in this process; with more, or on Ray, each in a process of its own
-    (``benchmark.running.parallel``).
-    """
-    from benchmark.cli import quiet_native_stderr
-    from benchmark.running.parallel import make_executor, run_parallel
-
-    data = DataCache(load_datasets(run))
-    with quiet_native_stderr():  # the first model built starts the backend, which logs
-        plan = plan_grid(run, data)
-    print_plan(plan, run, every_unit=dry_run)
-    if dry_run:
-        return []
-    # Made before anything is written: a Ray cluster that cannot be reached is bad input.
-    executor = None if run.in_process else make_executor(run)
-    try:
-        with run_lock(run.out):
-            record = {"run": {**run.to_dict(), "axes": run.axes}, "environment": environment(),
-                      "command": command or {}}  # fmt: skip
-            write_json(run.out / "config.json", record)
-            try:
-                if executor is not None:
-                    return run_parallel(plan, run, data, executor, verbose=verbose)
-                return run_serial(plan, run, data, verbose=verbose)
-            except KeyboardInterrupt:
-                write_tables(reported_rows(plan, run), run.out, axes=run.axes)
-                raise
-    finally:
-        if executor is not None:
-            executor.stop()
-
-
-def run_serial(
-    plan: list[PlannedUnit],
-    run: RunConfig,
-    data: DataCache,
-    *,
-    verbose: int,
-) -> list[dict[str, Any]]:
-    """The units of ``plan`` one after another in this process; their rows in grid order."""
-    units_dir = run.out / "units"
-    classifiers: dict[tuple, FeatureClassifier] = {}
-
-    def classifier_for(unit: UnitConfig) -> Callable[[], FeatureClassifier]:
-        # Loaded (or trained and cached) once per dataset and limits, on first need.
-        key = (unit.dataset, unit.train_limit, unit.test_limit)
-
-        def get() -> FeatureClassifier:
-            if key not in classifiers:
-                classifiers[key] = load_or_train(data.data(unit).fixed(), cache_dir_for(run.out))
-            return classifiers[key]
-
-        return get
-
-    rows = []
-    for i, p in enumerate(plan, 1):
-        print(f"[{i}/{len(plan)}] {p.label}", flush=True)
-        reused = p.reused(run)
-        if reused is not None:
-            print(f"[stale] {reused.name}: kept, out of date ({'; '.join(p.stale[0][1])})", flush=True)
-            rows.append({**completed(reused), "stale": True})
-            continue
-        rows.append(run_unit(
-            p.config, data.data(p.config), units_dir, force=run.force, verbose=verbose,
-            classifier=classifier_for(p.config),
-        ))  # fmt: skip
-    return rows

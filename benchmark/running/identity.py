@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data.datasets import SHA256, Dataset
+from benchmark.data.dataset import Dataset
+from benchmark.data.idx import SHA256
 from benchmark.data.images import ImageArray
 from benchmark.errors import UsageError
 from benchmark.running.config import UnitConfig

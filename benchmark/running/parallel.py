@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.io import write_json
+from benchmark.running.checkpoints import CHECKPOINT_SECONDS_ENV
 from benchmark.running.config import RunConfig, UnitConfig
 from benchmark.running.executors import (
     Ended,
@@ -28,14 +29,8 @@ from benchmark.running.executors import (
     LocalExecutor,
     RayExecutor,
 )
-from benchmark.running.harness import (
-    CHECKPOINT_SECONDS_ENV,
-    DataCache,
-    PlannedUnit,
-    completed,
-    estimate_seconds,
-    result_row,
-)
+from benchmark.running.harness import completed, result_row
+from benchmark.running.plan import DataCache, PlannedUnit, estimate_seconds
 from benchmark.running.progress import GridProgress
 from benchmark.running.worker import Job, exit_reason
 from benchmark.scoring.frechet import cache_dir_for, load_or_train

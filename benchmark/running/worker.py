@@ -155,10 +155,10 @@ def _interrupt(signum, frame) -> None:
 def work(job: Job) -> None:
     """Train and score the unit of ``job`` (``harness.run_unit``); writes its ``result.json``,
     ``failed`` with the reason when the unit cannot run here."""
-    from benchmark.cli import load_plugins
     from benchmark.data.datasets import load_dataset
     from benchmark.errors import UsageError
     from benchmark.io import write_json
+    from benchmark.plugins import load_plugins
     from benchmark.running.config import UnitConfig
     from benchmark.running.harness import result_row, run_unit
     from benchmark.running.identity import dataset_identity
@@ -169,7 +169,8 @@ def work(job: Job) -> None:
         raise ValueError(f"the job's config is not unit {job.unit_id}")
     try:
         load_plugins(job.plugins)
-        data = load_dataset(config.dataset, job.data_dir).subset(config.train_limit, config.test_limit)
+        data = load_dataset(config.dataset, job.data_dir).subset(config.train_limit, config.test_limit,
+                                                                 config.score_split)
         # Another node's copy of the data must be the one the unit was planned with.
         if json.loads(json.dumps(dataset_identity(data))) != config.data:
             raise UsageError(f"the {config.dataset} data here differ from the driver's")

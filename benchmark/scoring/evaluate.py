@@ -15,16 +15,21 @@ says why, one "; "-joined reason per group of scores; they never stop the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmark.data.datasets import Dataset
+from benchmark.data.dataset import Dataset
 from benchmark.running.config import CLASSIFIER_TRAIN_SIZE, DEFAULT_IS_SAMPLES
-from benchmark.scoring import fidelity, metrics, sampling
-from benchmark.scoring.frechet import frechet_distance_features
+from benchmark.scoring import metrics, sampling
+from benchmark.scoring.image_sets import (
+    FEATURE_SCORES,
+    guarded,
+    make_reference,
+    reconstruction_scores,
+    sample_set_scores,
+)
 from benchmark.scoring.likelihood import likelihood_scores
 
 if TYPE_CHECKING:
@@ -93,19 +98,18 @@ def evaluate_model(
     Columns (``S`` is a sample set, ``sample`` or ``sample_gmm``; ``R`` is ``recon`` or ``S``):
 
     - ``recon_mse`` (pixel units^2), ``recon_bce`` (nats per image): lower is better.
-    - ``sharpness_real``, ``sharpness_R`` (also ``sharpness_sample_gmm``): mean Laplacian
-      variance of the luminance (pixel units^2, [0, 1] range), descriptive; ``blurriness_R`` = 1 - sharpness_R / sharpness_real, signed,
-      descriptive (negative: sharper than real, which noise also is).
-    - ``sharpness_gap_R`` = |log(sharpness_R / sharpness_real)|: 0 as sharp as real test
-      images, larger = blurrier or noisier; lower is better.
-    - ``spectral_gap_R``: RMS over radial frequency rings of the log ratio of the mean power
-      spectra of ``R`` and of the test images (``metrics.spectral_gap``), natural-log units;
-      0 is the real spectrum, lower is better.
-    - With a ``classifier`` (``benchmark.scoring.frechet``), in its feature space against the test
-      images: ``fd_S`` (Fréchet distance, squared feature units, lower is better; floor
-      ``fd_real``, with the classifier's accuracy ``fd_classifier_acc``), ``precision_S`` and
-      ``recall_S`` (fractions in [0, 1], k = 3, higher is better), ``kid_S`` and its standard
-      error ``kid_S_se`` (squared kernel units, lower is better).
+    - ``sharpness_real``, ``sharpness_R``: mean Laplacian variance of the luminance (pixel
+      units^2, [0, 1] range, Tolstikhin et al.'s measure), descriptive; ``blurriness_R`` =
+      1 - sharpness_R / sharpness_real, signed, descriptive.
+    - ``sharpness_gap_R``, ``contrast_gap_R``, ``spectral_gap_R`` (``benchmark.scoring.sharpness``,
+      natural-log units, 0 = real, lower is better): for ``recon`` each reconstruction against
+      its own original; for a sample set the distance between its per-image distributions
+      and the test images'. Infinite (the worst) for constant images.
+    - With a ``classifier`` (``benchmark.scoring.frechet``), in its feature space against the
+      test images: ``fd_S`` (Fréchet distance, squared feature units; floor ``fd_real``, with
+      the classifier's accuracy ``fd_classifier_acc``), ``kid_S`` and its standard error
+      ``kid_S_se`` (squared kernel units), ``precision_S``, ``recall_S`` (k = 3) and
+      ``coverage_S`` (k = 5), fractions in [0, 1] (``benchmark.scoring.image_sets``).
     - ``latent_acc_logreg``, ``latent_acc_knn``: accuracy of classifiers of the test latent
       means, trained on those of a fixed subset of the training split; higher is better. On
       attribute labels (CelebA), the mean accuracy over ``data.probes`` (Smiling, Male,
@@ -150,57 +154,24 @@ def _evaluate(
     except sampling.DegenerateLatents as exc:
         notes.append(f"{', '.join(GMM_COLUMNS)}: {exc}")
 
-    sharp = {"real": metrics.laplacian_variance(x_test)}
-    sharp |= {name: metrics.laplacian_variance(imgs) for name, imgs in images.items()}
-    real = float(sharp["real"].mean())
-    real_spectrum = metrics.radial_power_spectrum(x_test)
-    scores: dict[str, Any] = {
-        "recon_mse": metrics.recon_mse(x_test, recon),
-        "recon_bce": metrics.recon_bce(x_test, recon),
-        "sharpness_real": real,
-    }
-    # NaN (with a note) unless the mixture was fitted.
-    scores |= {f"{score}_sample_gmm": float("nan") for score in ("sharpness", "sharpness_gap", "spectral_gap")}
-    for name in images:
-        scores[f"sharpness_{name}"] = float(sharp[name].mean())
-        if name != "sample_gmm":
-            scores[f"blurriness_{name}"] = metrics.blurriness(scores[f"sharpness_{name}"], real)
-        gaps = {
-            f"sharpness_gap_{name}": metrics.sharpness_gap(scores[f"sharpness_{name}"], real),
-            f"spectral_gap_{name}": metrics.spectral_gap(metrics.radial_power_spectrum(images[name]), real_spectrum),
-        }
-        for column, value in gaps.items():
-            if not np.isfinite(value):
-                notes.append(f"{column}: constant images (no high-frequency content to compare)")
-                value = float("nan")
-            scores[column] = value
-
+    ref = make_reference(x_test, classifier, notes)
+    scores: dict[str, Any] = {"sharpness_real": ref.sharpness}
+    recon_scores = reconstruction_scores(recon, x_test, notes=notes, reference=ref)
+    scores |= {f"recon_{k}" if k in ("mse", "bce") else f"{k}_recon": v for k, v in recon_scores.items()}
     if classifier is not None:
         scores["fd_real"] = classifier.real_fd
         scores["fd_classifier_acc"] = classifier.test_accuracy
-        real_features = classifier.features(x_test)
-        real_radii = _guarded(notes, ["precision_sample", "recall_sample", "precision_sample_gmm", "recall_sample_gmm"],
-                              lambda: fidelity.knn_radii(real_features), fill=None)  # fmt: skip
-        for name in ("sample", "sample_gmm"):
-            if name not in images:
-                continue
-            features = classifier.features(images[name])
-            # As many samples as test images, the sample size ``fd_real`` is computed with.
-            scores[f"fd_{name}"] = _guarded(notes, [f"fd_{name}"], lambda f=features: frechet_distance_features(f, real_features))
-            if real_radii is not None:
-                pr = _guarded(notes, [f"precision_{name}", f"recall_{name}"],
-                              lambda f=features: fidelity.precision_recall(real_features, f, real_radii=real_radii),
-                              fill=(float("nan"),) * 2)  # fmt: skip
-                scores[f"precision_{name}"], scores[f"recall_{name}"] = pr
-            kid = _guarded(notes, [f"kid_{name}"], lambda f=features: fidelity.kid(real_features, f, seed=seed),
-                           fill=(float("nan"),) * 2)  # fmt: skip
-            scores[f"kid_{name}"], scores[f"kid_{name}_se"] = kid
-        feature_columns = [f"{score}_{name}" for score in ("fd", "precision", "recall", "kid") for name in ("sample", "sample_gmm")]
-        for column in [*feature_columns, "kid_sample_se", "kid_sample_gmm_se"]:
-            scores.setdefault(column, float("nan"))
+    for name in ("sample", "sample_gmm"):
+        if name in images:
+            set_scores = sample_set_scores(images[name], ref, seed=seed, notes=notes, label=name)
+        else:  # the mixture could not be fitted: NaN, with the note above
+            set_scores = dict.fromkeys(SET_SCORES, float("nan"))
+        if classifier is None:
+            set_scores = {k: v for k, v in set_scores.items() if k not in FEATURE_SCORES}
+        scores |= {f"{k}_{name}" if k != "kid_se" else f"kid_{name}_se": v for k, v in set_scores.items()}
 
     for column, probe in (("latent_acc_logreg", metrics.latent_acc_logreg), ("latent_acc_knn", metrics.latent_acc_knn)):
-        scores[column] = _guarded(notes, [column], lambda p=probe: latent_probe(p, data, z_train, y_train, z_test, y_test))
+        scores[column] = guarded(notes, column, lambda p=probe: latent_probe(p, data, z_train, y_train, z_test, y_test))
 
     arrays: dict[str, np.ndarray] = {}
     if model.variational:
@@ -209,7 +180,7 @@ def _evaluate(
         kl = np.concatenate([np.asarray(t[1]) for t in terms])
         scores["neg_elbo"] = float(np.mean(nll + kl))
         scores["kl"] = float(np.mean(kl))
-        scores["active_units"] = _guarded(notes, ["active_units"], lambda: metrics.active_units(z_test))
+        scores["active_units"] = guarded(notes, "active_units", lambda: metrics.active_units(z_test))
         arrays["kl_per_dim"] = kl_per_dim(model, x_test)
     else:
         scores["active_units"] = float("nan")
@@ -227,9 +198,9 @@ def _evaluate(
         "z_test": z_test,
         # One label per image for the latent figure: the class, or the first probed attribute.
         "y_test": y_test if y_test.ndim == 1 else y_test[:, data.label_names.index(data.probes[0])],
-        "sharpness_real": sharp["real"],
-        "sharpness_recon": sharp["recon"],
-        "sharpness_sample": sharp["sample"],
+        "sharpness_real": metrics.laplacian_variance(x_test),
+        "sharpness_recon": metrics.laplacian_variance(recon),
+        "sharpness_sample": metrics.laplacian_variance(images["sample"]),
         "samples": images["sample"][:64],
         "samples_gmm": images["sample_gmm"][:64] if "sample_gmm" in images else empty,
         "recon": recon[:64],
@@ -239,10 +210,13 @@ def _evaluate(
     return scores, arrays
 
 
+#: The scores of one sample set (``image_sets.sample_set_scores``), without the set's suffix.
+SET_SCORES = ("sharpness", "blurriness", "sharpness_gap", "contrast_gap", "spectral_gap", *FEATURE_SCORES)
+
 #: The scores of the mixture's samples: NaN together when the mixture cannot be fitted.
 GMM_COLUMNS = (
-    "fd_sample_gmm", "precision_sample_gmm", "recall_sample_gmm", "kid_sample_gmm",
-    "sharpness_gap_sample_gmm", "spectral_gap_sample_gmm",
+    "fd_sample_gmm", "precision_sample_gmm", "recall_sample_gmm", "coverage_sample_gmm", "kid_sample_gmm",
+    "sharpness_gap_sample_gmm", "contrast_gap_sample_gmm", "spectral_gap_sample_gmm",
 )  # fmt: skip
 
 
@@ -266,13 +240,3 @@ def kl_per_dim(model, x: np.ndarray) -> np.ndarray:
     z_mean = np.concatenate([np.asarray(h[0]) for h in heads])
     z_log_var = np.concatenate([np.asarray(h[1]) for h in heads])
     return metrics.gaussian_kl_per_dim(z_mean, z_log_var)
-
-
-def _guarded(notes: list[str], columns: list[str], compute: Callable[[], Any], fill: Any = float("nan")) -> Any:
-    """``compute()``, or ``fill`` with a note naming ``columns`` when the data cannot support
-    the score (a ``ValueError`` or ``LinAlgError`` from too few images, one class, ...)."""
-    try:
-        return compute()
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        notes.append(f"{', '.join(columns)}: {exc}")
-        return fill

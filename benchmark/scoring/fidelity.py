@@ -22,6 +22,8 @@ from sklearn.neighbors import NearestNeighbors
 
 #: Neighbours that set a ball's radius (the paper's default).
 PR_NEIGHBOURS = 3
+#: Neighbours of the balls of coverage (Naeem et al. 2020 recommend k = 5).
+COVERAGE_NEIGHBOURS = 5
 
 #: KID subsets and their size (as in the StyleGAN metrics code, with half the subsets).
 KID_SUBSETS = 50
@@ -42,6 +44,31 @@ def knn_radii(features: np.ndarray, k: int = PR_NEIGHBOURS) -> np.ndarray:
     # The query points are the fitted points: the first neighbour is the point itself.
     distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
     return distances[:, k]
+
+
+def knn_radii_for(features: np.ndarray, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """``{k: knn_radii(features, k)}`` for several k from one neighbour search."""
+    features = np.asarray(features, np.float64)
+    top = max(ks)
+    if len(features) < top + 1:
+        raise ValueError(f"{len(features)} feature vectors are too few for k = {top} neighbours")
+    distances, _ = NearestNeighbors(n_neighbors=top + 1).fit(features).kneighbors(features)
+    return {k: distances[:, k] for k in ks}
+
+
+def coverage(real: np.ndarray, fake: np.ndarray, real_radii: np.ndarray) -> float:
+    """Coverage (Naeem et al. 2020): the fraction of real vectors (n, d) whose k-NN ball
+    (``real_radii``, (n,)) holds at least one of the ``fake`` vectors (m, d); in [0, 1].
+
+    Unlike recall, it is built from balls around *real* points only, so a few outlying
+    samples cannot inflate it, and samples piled in one region (a blurry average, one class)
+    cover only the balls there. Identical distributions give about 1 - 2^-k.
+    """
+    fake = np.asarray(fake, np.float64)
+    if len(fake) < 1:
+        raise ValueError("coverage needs at least one sample")
+    nearest, _ = NearestNeighbors(n_neighbors=1).fit(fake).kneighbors(np.asarray(real, np.float64))
+    return float(np.mean(nearest[:, 0] <= np.asarray(real_radii, np.float64) * (1 + 1e-12)))
 
 
 def manifold_coverage(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> float:

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from benchmark.data.batches import ImageBatches
-from benchmark.data.datasets import Dataset
+from benchmark.data.dataset import Dataset
 from benchmark.data.images import ImageArray
 from benchmark.io import save_model, write_json
 

@@ -3,10 +3,9 @@
 Images are (n, H, W, C) float arrays in [0, 1]; latent codes are (n, latent_dim). Every
 score is computed on the test split with z = the encoder's mean.
 
-Sharpness is scored two-sided, against real images: an image set can be blurrier *or*
-noisier than the data, and both are worse. ``sharpness_gap`` does it with the Laplacian's
-variance (spatial domain), ``spectral_gap`` with the radially averaged power spectrum
-(frequency domain).
+``sharpness`` (the mean Laplacian variance of the luminance, Tolstikhin et al.'s measure) and
+``blurriness`` are descriptive; the two-sided, per-image sharpness gaps that are ranked are in
+``benchmark.scoring.sharpness``.
 """
 
 from __future__ import annotations
@@ -74,18 +73,6 @@ def blurriness(sharpness_model: float, sharpness_real: float) -> float:
     return 1.0 - sharpness_model / sharpness_real
 
 
-def sharpness_gap(sharpness_model: float, sharpness_real: float) -> float:
-    """|log(sharpness_model / sharpness_real)|, dimensionless, lower is better.
-
-    0: the Laplacian variance of the model's images equals that of real images; log 2 = 0.69:
-    half or twice as sharp. Blur and noise both raise it, unlike the signed ``blurriness``.
-    ``inf`` when either sharpness is 0 (constant images).
-    """
-    if sharpness_model <= 0 or sharpness_real <= 0:
-        return float("inf")
-    return float(abs(np.log(sharpness_model / sharpness_real)))
-
-
 def luminance(images: np.ndarray) -> np.ndarray:
     """(n, H, W, C) -> (n, H, W) float64: the image itself for C = 1, ITU-R BT.601 luma
     (0.299 R + 0.587 G + 0.114 B) for C = 3, the channel mean otherwise."""
@@ -93,62 +80,6 @@ def luminance(images: np.ndarray) -> np.ndarray:
     if images.shape[-1] == 3:
         return images @ np.array([0.299, 0.587, 0.114])
     return images.mean(axis=-1)
-
-
-def radial_power_spectrum(images: np.ndarray) -> np.ndarray:
-    """(n, H, W, C) -> (K,): the set's mean power spectrum, averaged over rings of radius
-    k = 1..K cycles per image, K = min(H, W) // 2 (the Nyquist radius of the shorter side).
-
-    Each image is converted to luminance and its mean subtracted (the DC term says nothing
-    about sharpness); its power is ``|FFT|^2 / (H W)`` in pixel units^2 (by Parseval, the
-    power summed over all frequencies is the image's summed squared deviation from its
-    mean). The power is averaged over images, then over the frequencies whose radius rounds
-    to k. Frequencies
-    are measured in cycles per image along each side, scaled to the shorter side for
-    non-square images; the corners beyond radius K are left out.
-    """
-    grey = luminance(images)  # (n, H, W)
-    grey = grey - grey.mean(axis=(1, 2), keepdims=True)
-    height, width = grey.shape[1:]
-    # The half-plane of a real image's spectrum (rfft2): |F(-f)| = |F(f)|, so each column
-    # but the first (and the last, for even W) stands for itself and its mirror: weight 2.
-    power = np.zeros((height, width // 2 + 1))
-    for i in range(0, len(grey), 1000):  # bounded memory for large sets
-        power += np.sum(np.abs(np.fft.rfft2(grey[i : i + 1000])) ** 2, axis=0)
-    power /= len(grey) * height * width
-    mirror = np.full(width // 2 + 1, 2.0)
-    mirror[0] = 1.0
-    if width % 2 == 0:
-        mirror[-1] = 1.0
-    side = min(height, width)
-    fy = np.fft.fftfreq(height)[:, None] * side  # cycles per image, shorter side's scale
-    fx = np.fft.rfftfreq(width)[None, :] * side
-    ring = np.rint(np.sqrt(fy**2 + fx**2)).astype(int)  # (H, W // 2 + 1)
-    weight = np.broadcast_to(mirror, ring.shape)
-    top = side // 2
-    keep = (ring >= 1) & (ring <= top)
-    sums = np.bincount(ring[keep], weights=(weight * power)[keep], minlength=top + 1)
-    counts = np.bincount(ring[keep], weights=weight[keep], minlength=top + 1)
-    return sums[1:] / counts[1:]
-
-
-def spectral_gap(spectrum_model: np.ndarray, spectrum_real: np.ndarray) -> float:
-    """Log-spectral distance: RMS over rings k of ``log P_model(k) - log P_real(k)``.
-
-    Dimensionless (natural log of a power ratio), lower is better, 0 for equal spectra; 1
-    means the spectra differ by a factor e in power on a typical ring. Blur lowers the high
-    rings (a Gaussian blur of width sigma multiplies P(f) by exp(-4 pi^2 sigma^2 f^2)), noise
-    raises them (white noise adds a flat floor), so both score worse. All rings 1..K are
-    used, not only the upper half: on 8x8 images there are 4 rings, and a model that gets
-    the coarse structure wrong (contrast, stroke width) has a wrong low-frequency spectrum
-    that belongs in a distance from real images; the high rings, where blur and noise act
-    most, still dominate the distance for those. ``inf`` when a ring has no power (constant
-    images).
-    """
-    model, real = np.asarray(spectrum_model, np.float64), np.asarray(spectrum_real, np.float64)
-    if np.any(model <= 0) or np.any(real <= 0):
-        return float("inf")
-    return float(np.sqrt(np.mean((np.log(model) - np.log(real)) ** 2)))
 
 
 def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
