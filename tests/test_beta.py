@@ -85,3 +85,27 @@ def test_neg_elbo_is_the_true_elbo_whatever_beta() -> None:
 def test_a_negative_beta_is_rejected(name: str) -> None:
     with pytest.raises(ValueError, match="beta"):
         models.create_model(name, SHAPE, latent_dim=4, beta=-1.0)
+
+
+def test_a_set_value_reaches_the_trained_model_and_changes_its_loss(tmp_path, run_env):
+    """``--set`` is not only recorded: the unit trains the model built with it."""
+    import json
+
+    import pandas as pd
+
+    from benchmark.cli import main
+
+    out = tmp_path / "run"
+    code = main(["--preset", "smoke", "--models", "vae_mse", "--set", "vae_mse.obs_std=0.5", "--epochs", "1",
+                 "--quiet", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    assert row["obs_std"] == 0.5 and json.loads(row["model_config"])["obs_std"] == 0.5
+    saved = keras.saving.load_model(out / "units" / row["unit_id"] / "model.keras", safe_mode=True)
+    assert saved.obs_std == 0.5
+    # The loss the unit trained on is the one of obs_std 0.5, not of the default.
+    x, y_pred = batch("vae_mse")
+    default = models.create_model("vae_mse", SHAPE, 4, seed=0)
+    assert saved.image_shape == SHAPE  # the smoke preset's digits
+    loss_set = float(saved.compute_loss(x=x, y_pred=y_pred))
+    assert loss_set != pytest.approx(float(default.compute_loss(x=x, y_pred=y_pred)))

@@ -7,6 +7,8 @@ from scipy import stats
 
 from models import losses
 
+#: Written with keras.ops: checked on every backend.
+pytestmark = pytest.mark.backend
 
 def _np(x):
     return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)

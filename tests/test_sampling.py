@@ -107,6 +107,7 @@ def _small(data, n_train=None, n_test=None, classes=None):
                                x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])  # fmt: skip
 
 
+@pytest.mark.backend
 def test_a_variational_model_gets_every_score(vae, digits):
     scores, arrays = evaluate_model(vae, _small(digits, 400, 100), seed=0, classifier=PixelFeatures())
     columns = ["sharpness_gap_recon", "sharpness_gap_sample", "spectral_gap_recon", "spectral_gap_sample",
@@ -214,6 +215,7 @@ class RealImages:
         return out
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("one_class", [False, True], ids=["real", "one-class"])
 def test_each_score_is_wired_to_the_right_sets(digits, one_class):
     test = np.asarray(digits.x_test, np.float32)

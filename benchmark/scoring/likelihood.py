@@ -61,8 +61,9 @@ def log_importance_weights(
 
     ``model`` gives ``posterior_params(x) -> (z_mean, z_log_var)``, ``decoder(z)`` and
     ``log_likelihood(x, decoder_output) -> (batch,)``; p(z) = N(0, I). ``x`` is (n, H, W, C).
-    The noise comes from ``numpy.random.default_rng(seed)``: the same call gives the same
-    weights.
+    The noise comes from ``numpy.random.default_rng(seed)``, drawn image after image and
+    sample after sample whatever the chunking: the same call gives the same weights, and
+    ``max_decode`` changes only how many are decoded at once.
     """
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
@@ -77,9 +78,10 @@ def log_importance_weights(
             np.asarray(ops.convert_to_numpy(t), np.float64) for t in model.posterior_params(xb)
         )
         std = np.exp(0.5 * log_var)
+        noise = rng.standard_normal((b, samples, mean.shape[-1]))  # (b, samples, latent)
         for k0 in range(0, samples, chunk):
             kc = min(chunk, samples - k0)
-            eps = rng.standard_normal((b, kc, mean.shape[-1]))  # (b, kc, latent)
+            eps = noise[:, k0 : k0 + kc]  # (b, kc, latent)
             z = mean[:, None] + std[:, None] * eps
             flat = z.reshape(b * kc, -1).astype(np.float32)
             decoded = ops.cast(model.decoder(flat), "float32")  # float32 under any precision
