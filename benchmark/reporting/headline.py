@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from markupsafe import escape
 
 from benchmark.reporting.aggregate import (
     HAS_PRIOR,
@@ -183,10 +184,26 @@ def changed_settings(results: pd.DataFrame) -> str:
 
 
 def headline_html(summary: pd.DataFrame, dataset: str, axes: Sequence[str] = ()) -> str:
-    """The headline table of ``dataset`` as HTML, the best cell of each question highlighted."""
+    """The headline table of ``dataset`` as HTML, the best cell of each question highlighted;
+    each header and cell on two lines (question over score, value over rank), so that the
+    table fits a laptop's screen."""
+    rows = summary[summary["dataset"] == dataset].reset_index(drop=True)
     table = headline_frame(summary, dataset, axes)
     best = best_cells(summary, dataset)
     questions = [c for c in table.columns if "(" in c]
+    for column in questions:
+        score = column.split("(")[1].split()[0]
+        cells = []
+        for _, row in rows.iterrows():
+            parts = cell_parts(row, score)
+            if parts is None:
+                cells.append("–")
+                continue
+            value, _, rank, note = parts
+            below = " ".join(p for p in (rank, note) if p)
+            cells.append(f'{escape(value)}<br><span class="rank">{escape(below)}</span>' if below else str(escape(value)))
+        table[column] = cells
+    table["model"] = table["model"].map(lambda m: str(escape(m)))
 
     def highlight(frame: pd.DataFrame) -> pd.DataFrame:
         css = pd.DataFrame("", index=frame.index, columns=frame.columns)
@@ -195,10 +212,12 @@ def headline_html(summary: pd.DataFrame, dataset: str, axes: Sequence[str] = ())
             css.loc[best.get(score, [False] * len(frame)), column] = "background-color: #d9f2d9; font-weight: bold"
         return css
 
+    table = table.rename(columns={c: c.replace(" (", "<br>(") for c in questions})
+    questions = [c.replace(" (", "<br>(") for c in questions]
     styler = table.style.apply(highlight, axis=None).hide(axis="index")
     return styler.set_table_attributes('class="summary headline"').set_uuid(f"headline_{dataset}").to_html()
 
 
 def plain_table(frame: pd.DataFrame) -> str:
     """A frame as a plain HTML table of the report's style."""
-    return frame.style.hide(axis="index").set_table_attributes('class="summary"').to_html()
+    return frame.style.format(escape="html").hide(axis="index").set_table_attributes('class="summary"').to_html()

@@ -226,7 +226,8 @@ TEMPLATE = jinja2.Template(
 <title>vaebench report: {{ name }}</title>
 <style>
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; overflow-wrap: anywhere; }
+       max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; }
+p, li, dd { overflow-wrap: anywhere; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 .meta { color: #555; font-size: 0.92em; }
 nav a { margin-right: 1em; }
@@ -332,12 +333,14 @@ def run_meta(out: Path) -> str:
     if config_path.is_file():
         config = read_json(config_path)
         run, env = config.get("run", {}), config.get("environment", {})
+        argv = config.get("command", {}).get("argv") or []
+        given = not argv or any(a == "--preset" or a.startswith("--preset=") or a == "--config" for a in argv)
         parts += [
-            f"preset {run.get('preset')}",
+            f"preset {run.get('preset')}" if given else f"no preset (the defaults of {run.get('preset')})",
             f"models {', '.join(run.get('models', []))}",
             f"{run.get('seeds')} seed(s)",
-            f"{run.get('epochs')} epoch(s)",
-            f"latent_dim {run.get('latent_dim')}",
+            f"{_plain(run.get('epochs'))} epoch(s)",
+            f"latent_dim {_plain(run.get('latent_dim'))}",
             f"backend {run.get('backend')}",
         ]
         packages = env.get("packages", {})
@@ -345,6 +348,11 @@ def run_meta(out: Path) -> str:
         parts += [f"{k} {v}" for k, v in packages.items() if v and k in ("keras", run.get("backend"))]
     parts.append(f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     return " · ".join(parts)
+
+
+def _plain(value: object) -> str:
+    """``5`` or ``2, 16`` rather than a list's ``[2, 16]``."""
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def write_report(out: Path, results: pd.DataFrame, summary: pd.DataFrame, axes: Sequence[str] = ()) -> Path:
