@@ -127,11 +127,30 @@ class VAEGAN(GaussianPosterior, Autoencoder):
 
     Notes
     -----
-    The defaults of ``gamma``, ``feature_layer``, ``learning_rate`` and ``margin`` were chosen
-    by looking at test-split scores, before the benchmark had a validation split; they are to
-    be re-checked on validation: a sweep over each (``--set vae_gan.gamma=...``) compared on
-    the validation losses (``val_*`` in ``history.csv``) or on scores of ``Dataset.x_val``,
-    never on the test split.
+    The defaults of ``gamma``, ``feature_layer``, ``learning_rate`` and ``margin`` were first
+    picked from test-split scores; they were re-checked on the validation split, one parameter
+    at a time around the defaults, by the Fréchet distance of the samples (the VAE-GAN's
+    purpose; a score the run's controls validated), keeping a default unless another value
+    beats it by more than the seed-to-seed spread (std 1.5 over three seeds). MNIST, the quick
+    preset's budget, one seed, scored on half the validation split (3,000 images)::
+
+        vaebench --preset quick --models vae_gan --set vae_gan.gamma=0.01,0.03,0.1 \
+            --score-split val --precision float32     # likewise feature_layer, learning_rate, margin
+
+    ================ ========= ================ ================== ======== ========
+    setting          recon_mse sharpness_gap    sharpness_gap      fd       coverage
+                               _recon           _sample            _sample  _sample
+    ================ ========= ================ ================== ======== ========
+    defaults         0.0163    0.258            0.135              11.38    0.417
+    gamma 0.01       0.0181    0.298            0.205              10.73    0.451
+    gamma 0.1        0.0142    0.351            0.058              19.36    0.350
+    feature_layer 1  0.0147    0.328            0.303              11.73    0.397
+    feature_layer 3  0.0261    0.204            0.151              18.11    0.481
+    lr 3e-4          0.0191    0.296            0.224              21.93    0.301
+    margin 0.2       0.0172    0.381            0.104              16.32    0.369
+    ================ ========= ================ ================== ======== ========
+
+    Every default stands: gamma 0.01 is 0.65 better, within the spread; the others are worse.
 
     The gate multiplies a part's loss by 0, so the part's gradient is exactly zero, and the
     part's optimizer (``GatedRMSprop``) then skips the step: its weights, its running mean of
