@@ -13,7 +13,7 @@ time of the measurement.
 A unit's scores are computed only once it completes; ``score_checkpoint`` scores the latest
 checkpoint of a unit still training, so that the bound can be followed against passes::
 
-    python -m benchmark.reproductions /work/runs/iwae/units/<unit_id> \\
+    python -m benchmark.reproductions reports/iwae/units/<unit_id> \\
         --samples 5000 --images 500 --csv docs/reproductions/iwae/curve.csv
 
 ``readme_mismatches`` checks that a table of the README quoting a measured point quotes the
