@@ -59,7 +59,6 @@ from benchmark.running.grid import check_settings, flag_settings, load_grid_file
 RUN_DEFAULTS = {"latent_dim": DEFAULT_LATENT_DIM, "is_samples": DEFAULT_IS_SAMPLES}
 
 
-
 #: Comma-separated plugin modules to import when ``--plugins`` is not given.
 PLUGINS_ENV = "VAEBENCH_PLUGINS"
 
@@ -79,6 +78,7 @@ examples:
 
 
 def build_parser(prog: str = PROG) -> ArgumentParser:
+    """The parser of the command line, ``prog`` as the program's name in its help."""
     presets = "Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
     command = f"python {prog}" if prog == PROG else prog  # as typed in a shell
     parser = ArgumentParser(
@@ -89,6 +89,20 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
+    # Added in the order --help lists them.
+    add_grid_arguments(parser)
+    add_training_arguments(parser)
+    add_execution_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
+    parser.add_argument("--verbose", action="store_true", help="show the start-up log lines of TensorFlow, XLA and CUDA (hidden by default)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                        help="print B - A of every summary score of two run folders, write it to B/compare-vs-<A>.csv, and exit")  # fmt: skip
+    return parser
+
+
+def add_grid_arguments(parser: ArgumentParser) -> None:
+    """What the grid is: the preset or grid file, models, datasets, seeds, the run-level
+    axes, model settings, and where the data and the results are."""
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="grid to run: full (default, for a GPU box), quick (MNIST on a laptop CPU), smoke (seconds); "
                              "latent, beta, likelihood-choice: one question each; likelihood: the published likelihood figure, for a GPU box (see the README)")
@@ -107,7 +121,12 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
                         help="set a model parameter, or sweep it over a list (repeatable; *.PARAM: every model that has it), "
                              "e.g. vae_mse.obs_std=0.05,0.1 or *.beta=0.5,1,2")
     parser.add_argument("--data-dir", help=f"folder with <dataset>/*-ubyte.gz files or tensorflow-datasets folders (default: ${DATA_DIR_ENV}, else {default_data_dir()}, filled on first use)")
-    parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")
+    parser.add_argument("--out", type=Path, help="output folder (default: reports/<preset>)")  # fmt: skip
+
+
+def add_training_arguments(parser: ArgumentParser) -> None:
+    """What is done with the units and how they train: retraining, reuse of stale results,
+    planning or controls only, plugins, precision, compile path, the score split."""
     parser.add_argument("--force", action="store_true", help="retrain every unit from the start, complete or not (default: skip complete units, resume unfinished ones)")
     parser.add_argument("--reuse-stale", action="store_true",
                         help="keep the results of units whose model settings or code changed since they were trained, marked stale=true (default: train them anew)")
@@ -125,7 +144,11 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
                         help="score on the test split (default; the final scores) or on half the validation split, "
                              "to choose settings without looking at the test split")  # fmt: skip
     parser.add_argument("--steps-per-execution", type=whole_number("steps_per_execution"), default=DEFAULT_STEPS_PER_EXECUTION,
-                        help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")
+                        help=f"training steps per compiled call: fewer round trips between host and device (default: {DEFAULT_STEPS_PER_EXECUTION})")  # fmt: skip
+
+
+def add_execution_arguments(parser: ArgumentParser) -> None:
+    """Where the units run: worker processes, GPUs, the executor and its Ray cluster."""
     parser.add_argument("--workers", type=whole_number("workers"), metavar="N",
                         help="train N units at a time, each in a process of its own (default: 1, one after another in this process; "
                              "with --executor ray: as many as the cluster fits)")
@@ -139,12 +162,7 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
                         help="the Ray cluster to use, e.g. auto or HEAD:6379 (default: start a local Ray instance)")
     parser.add_argument("--gpus-per-unit", type=gpu_fraction, metavar="G",
                         help="GPUs of each unit's Ray task, fractions allowed: 0.25 puts four units on a GPU "
-                             "(default: 1 when the cluster has GPUs, else 0)")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress display")
-    parser.add_argument("--verbose", action="store_true", help="show the start-up log lines of TensorFlow, XLA and CUDA (hidden by default)")
-    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
-                        help="print B - A of every summary score of two run folders, write it to B/compare-vs-<A>.csv, and exit")
-    return parser  # fmt: skip
+                             "(default: 1 when the cluster has GPUs, else 0)")  # fmt: skip
 
 
 def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
@@ -154,12 +172,7 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
 
     grid = load_grid_file(args.config) if args.config is not None else {}
     preset_name = args.preset or grid.get("preset") or "full"
-    if preset_name not in PRESETS:
-        raise UsageError(
-            f"unknown preset {preset_name!r}{did_you_mean(preset_name, PRESETS)}; "
-            f"known presets: {', '.join(sorted(PRESETS))}"
-        )
-    preset = PRESETS[preset_name]
+    preset = known_preset(preset_name)
 
     def pick(key, default=None):
         value = getattr(args, key, None)
@@ -168,22 +181,12 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         return grid.get(key, preset.get(key, default))
 
     model_names = pick("models") or tuple(models.list_models())
-    for name in model_names:
-        if not models.is_model(name):
-            raise UsageError(models.registry.unknown_model_message(name, plugin_names(args)))
     datasets = pick("datasets")
-    for name in datasets:
-        if name not in DATASETS:
-            raise UsageError(unknown_dataset_message(name))
-    check_tensorflow(datasets)
+    check_names(model_names, datasets, args)
     data_dir = pick("data_dir")
     resolve_data_dir(data_dir)  # a data directory that was named must exist
     out = Path(pick("out", Path("reports") / preset_name))
-    try:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"output directory {str(out)!r} is a file, not a folder")
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise UsageError(f"output directory {str(out)!r} cannot be used: {exc.strerror}") from None
+    check_out(out)
     settings = check_settings(
         [
             (f"preset {preset_name}", preset.get("set", {}), False),
@@ -218,6 +221,38 @@ def resolve(args: argparse.Namespace, backend: str) -> RunConfig:
         score_split=args.score_split,
         **execution,
     )
+
+
+def known_preset(name: str) -> dict[str, Any]:
+    """The preset ``name``; ``UsageError`` naming the known ones if there is none."""
+    if name not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise UsageError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; known presets: {known}")
+    return PRESETS[name]
+
+
+def check_names(model_names: tuple[str, ...], datasets: tuple[str, ...], args: argparse.Namespace) -> None:
+    """``UsageError`` for a model or dataset that is not registered (the hint for a model
+    names the plugins of ``args``), or a dataset this machine cannot read."""
+    import models  # imports Keras: only once the arguments are known to parse
+
+    for name in model_names:
+        if not models.is_model(name):
+            raise UsageError(models.registry.unknown_model_message(name, plugin_names(args)))
+    for name in datasets:
+        if name not in DATASETS:
+            raise UsageError(unknown_dataset_message(name))
+    check_tensorflow(datasets)
+
+
+def check_out(out: Path) -> None:
+    """``UsageError`` when the output folder ``out`` cannot be one (an existing file, a name
+    the file system refuses)."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"output directory {str(out)!r} is a file, not a folder")
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise UsageError(f"output directory {str(out)!r} cannot be used: {exc.strerror}") from None
 
 
 def check_tensorflow(datasets: tuple[str, ...]) -> None:
@@ -323,6 +358,9 @@ def compare(a: Path, b: Path) -> int:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """The command ``args`` (parsed from ``argv``): compare two runs, list the models, score
+    the controls, or plan or run the grid and write its tables and report. Returns the exit
+    status (0 done, 1 some unit failed or the report could not be drawn)."""
     if args.compare:
         return compare(*args.compare)
     quiet = not args.verbose
@@ -336,10 +374,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_models:
         print("\n".join(models.list_models()))
         return 0
-    from benchmark.controls_command import controls_only, failed_by_dataset, score_controls
+    from benchmark.controls_command import controls_only
     from benchmark.reporting.aggregate import write_tables
-    from benchmark.reporting.headline import changed_settings, headline_markdown
-    from benchmark.reporting.report import write_report
     from benchmark.running.driver import GridInterrupted, run_grid
     from benchmark.running.environment import device_line, environment
 
@@ -362,6 +398,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise
     if args.plan:
         return 0
+    return write_outputs(config, rows, quiet)
+
+
+def write_outputs(config: RunConfig, rows: list[dict[str, Any]], quiet: bool) -> int:
+    """Score the controls, write the tables of ``rows`` (one per unit) and the report into
+    ``config.out``, and print the headline. Returns the exit status: 1 when the report could
+    not be drawn or a unit failed, else 0."""
+    from benchmark.controls_command import failed_by_dataset, score_controls
+    from benchmark.reporting.aggregate import write_tables
+    from benchmark.reporting.headline import changed_settings, headline_markdown
+    from benchmark.reporting.report import write_report
+
     checks = score_controls(config, quiet)
     failed = failed_by_dataset(checks)
     results, summary, _ = write_tables(

@@ -118,6 +118,16 @@ def _jsonable(value: Any) -> Any:
 
 
 @contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created if absent) for the block,
+    waiting while another process holds it; the system drops it if its holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` for the duration; a second process gets a UsageError at once.
 

@@ -6,7 +6,7 @@ compile time, scoring time (all metrics), peak memory, FLOPs per training sample
 fraction of the machine's measured float32 matrix-multiply throughput achieved.
 
 It measures what a run trains: each model is built and compiled by the harness
-(``harness.build_model``), fed as the harness feeds it and trained through the harness's
+(``train.build_model``), fed as the harness feeds it and trained through the harness's
 ``fit`` with its callbacks (``benchmark.running.timing``); ``auto`` precision is resolved
 as a run resolves it (``benchmark.running.autoprecision``), measured afresh, and the table
 says what it chose. A model's configurations are timed in one process, in turns (A B, B A,
@@ -31,6 +31,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,40 +66,20 @@ def measure_model(
     """Train ``name`` in each configuration (precision, jit, steps per call) on synthetic images,
     timed in turns; one row per configuration. Synthetic images cost the real ones' FLOPs.
 
-    Each model is built and compiled as the harness builds a unit's (``harness.build_model``;
+    Each model is built and compiled as the harness builds a unit's (``train.build_model``;
     ``auto`` resolved as a run resolves it, by a fresh measurement: ``autoprecision``) and
     trained through the harness's ``fit`` (``timing.timed_epoch``). After one untimed epoch
     each (its compile), ``repeats`` rounds time one epoch of every configuration, the order
     reversed every round. With ``score``, also the time to score each on 10,000 test images.
     """
-    import tempfile
-
-    import keras
-
-    from benchmark.running.autoprecision import AutoPrecision
-    from benchmark.running.config import UnitConfig
-    from benchmark.running.device import keeps_data_on_device
-    from benchmark.running.harness import build_model
     from benchmark.running.timing import interleaved, synthetic_images
 
-    backend = keras.backend.backend()
     built, rows = {}, []
     for precision, jit, steps_per_execution in configs:
-        config = UnitConfig(
-            model=name, dataset="synthetic", seed=0, epochs=1, latent_dim=16, batch_size=batch_size,
-            train_limit=None, test_limit=None, backend=backend, precision=precision, jit=jit,
-            steps_per_execution=steps_per_execution,
-        )  # fmt: skip
-        with tempfile.TemporaryDirectory() as fresh:  # no cache, no earlier units: measured anew
-            resolved, record = AutoPrecision(Path(fresh), backend, Path(fresh)).choose(config, image_shape)
-        keras.utils.set_random_seed(0)
-        built[label(precision, jit, steps_per_execution)] = build_model(resolved, image_shape)
-        rows.append({
-            "model": name, "backend": backend, "batch_size": batch_size, "precision_requested": precision,
-            "precision": resolved.precision, "jit": jit, "steps_per_execution": steps_per_execution,
-            "data_on_device": not host_data and keeps_data_on_device(backend),
-            "auto_ratio": record.get("precision_auto_ratio"), "auto_note": record.get("precision_note"),
-        })  # fmt: skip
+        model, row = build_configuration(name, precision, jit, steps_per_execution, batch_size=batch_size,
+                                         image_shape=image_shape, host_data=host_data)  # fmt: skip
+        built[label(precision, jit, steps_per_execution)] = model
+        rows.append(row)
     x = synthetic_images(batch_size * steps, image_shape)
     timings = interleaved(built, x, batch_size, repeats, host_data=host_data)
     for row, (key, model) in zip(rows, built.items(), strict=True):
@@ -109,6 +93,47 @@ def measure_model(
         }  # fmt: skip
     peak = peak_memory_mib()  # the process's: every configuration of the model together
     return [{**row, "peak_memory_mib": peak} for row in rows]
+
+
+def build_configuration(
+    name: str,
+    precision: str,
+    jit: bool,
+    steps_per_execution: int,
+    *,
+    batch_size: int,
+    image_shape: tuple[int, int, int],
+    host_data: bool,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Model ``name`` built and compiled in one configuration as a run builds a unit's
+    (``auto`` precision resolved by a fresh measurement), and the start of its table row:
+    the settings asked for and chosen, and where the training images are kept."""
+    import tempfile
+
+    import keras
+
+    from benchmark.running.autoprecision import AutoPrecision
+    from benchmark.running.config import UnitConfig
+    from benchmark.running.device import keeps_data_on_device
+    from benchmark.running.train import build_model
+
+    backend = keras.backend.backend()
+    config = UnitConfig(
+        model=name, dataset="synthetic", seed=0, epochs=1, latent_dim=16, batch_size=batch_size,
+        train_limit=None, test_limit=None, backend=backend, precision=precision, jit=jit,
+        steps_per_execution=steps_per_execution,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as fresh:  # no cache, no earlier units: measured anew
+        resolved, record = AutoPrecision(Path(fresh), backend, Path(fresh)).choose(config, image_shape)
+    keras.utils.set_random_seed(0)
+    model = build_model(resolved, image_shape)
+    row = {
+        "model": name, "backend": backend, "batch_size": batch_size, "precision_requested": precision,
+        "precision": resolved.precision, "jit": jit, "steps_per_execution": steps_per_execution,
+        "data_on_device": not host_data and keeps_data_on_device(backend),
+        "auto_ratio": record.get("precision_auto_ratio"), "auto_note": record.get("precision_note"),
+    }  # fmt: skip
+    return model, row
 
 
 def score_seconds(model, image_shape: tuple[int, int, int], n_test: int = 10000) -> float:

@@ -6,16 +6,24 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmark.io import waiting_lock  # numpy only: Keras is not imported yet
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # `--precision auto` measures float32 against bfloat16 once per model and batch size on a CPU
 # that could win with bfloat16, tens of seconds each: the suite's runs skip that and train in
 # float32 on every machine. tests/test_autoprecision.py measures with it unset.
 os.environ.setdefault("VAEBENCH_AUTO_PRECISION", "float32")
-
-from pathlib import Path
-
-import pytest
+# Under pytest-xdist each worker, and the runs it starts, gets its share of the cores for
+# TensorFlow's thread pools, rather than one thread per core each, which oversubscribes them.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _share = str(max(1, (os.cpu_count() or 1) // _workers))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _share)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", _share)
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +35,45 @@ def data_dir() -> Path:
     return Path(value)
 
 
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run that every pytest-xdist worker sees (the workers' own base
+    folders are siblings), created if absent."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """``shared_dir(name) / "out"``, filled by ``make(out)`` in the first worker that asks; the
+    others wait for it and reuse it. A ``make`` that fails is tried again by the next."""
+    root = shared_dir(tmp_path_factory, name)
+    out, done = root / "out", root / "done"
+    with waiting_lock(root / "lock"):
+        if not done.is_file():
+            make(out)
+            done.touch()
+    return out
+
+
+@pytest.fixture(scope="session")
+def harness_jit() -> bool:
+    """The compile path a run takes on this machine (``--jit auto``): XLA on JAX and on a GPU,
+    TensorFlow's graph mode on a CPU, where XLA is the slower of the two to compile and run."""
+    import keras
+
+    from benchmark.running.device import detect, resolve_jit
+
+    return resolve_jit("auto", keras.backend.backend(), detect())
+
+
 @pytest.fixture(scope="session")
 def fd_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One feature-classifier cache for every run of the session, so it is trained once."""
-    return tmp_path_factory.mktemp("fd-cache")
+    """One feature-classifier cache for every run of the test run (all xdist workers), so each
+    classifier is trained once (``load_or_train`` waits for a classifier being trained)."""
+    return shared_dir(tmp_path_factory, "fd-cache")
 
 
 @pytest.fixture
@@ -47,13 +90,28 @@ def reference_run(fd_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     The resume and reproducibility tests repeat it and compare their results with these.
     """
     argv = ["--preset", "smoke", "--models", "ae", "--seeds", "2", "--quiet"]
-    out = tmp_path_factory.mktemp("reference") / "run"
     env = {**os.environ, "VAEBENCH_CACHE_DIR": str(fd_cache)}
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "run_all.py", *argv, "--out", str(out)], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return argv, out
+
+    def make(out: Path) -> None:
+        done = subprocess.run([sys.executable, "run_all.py", *argv, "--out", str(out)], cwd=root,
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    return argv, made_once(tmp_path_factory, "reference", make)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke run in this process (digits, 2 epochs, seed 0; an autoencoder and a VAE), its
+    classifier cached beside it (the default): the end-to-end and report tests read it."""
+    from benchmark.cli import main
+
+    def make(out: Path) -> None:
+        code = main(["--preset", "smoke", "--models", "ae,vae_bernoulli", "--quiet", "--out", str(out)])
+        assert code == 0
+
+    return made_once(tmp_path_factory, "smoke", make)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +125,7 @@ def assert_same_scores() -> Callable[[Path, Path], None]:
     import pandas as pd
 
     from benchmark.reporting.aggregate import SUMMARY_SCORES
-    from benchmark.running.harness import REPRODUCIBILITY_RTOL
+    from benchmark.running.train import REPRODUCIBILITY_RTOL
 
     def check(a: Path, b: Path) -> None:
         ra, rb = (pd.read_csv(p / "results.csv").set_index("unit_id").sort_index() for p in (a, b))

@@ -23,8 +23,8 @@ from benchmark.running import autoprecision, precision_record
 from benchmark.running.autoprecision import AutoPrecision, decide
 from benchmark.running.config import UnitConfig
 from benchmark.running.device import Device
-from benchmark.running.harness import train_unit
 from benchmark.running.timing import Timings
+from benchmark.running.unit import train_unit
 
 FAST_CPU = Device("cpu", cpu_flags=frozenset({"avx512f", "avx512_bf16"}))
 

@@ -1,8 +1,9 @@
 """Property-based tests of the command line: no argument list ends in a traceback.
 
 ``benchmark.cli.main`` runs in this process on argument lists built from the parser's real
-flags with junk values. Training never starts: ``run_grid`` is replaced by a stub that stops
-the call once the input has passed validation, and checks what reached it.
+flags with junk values. Training and scoring never start: ``run_grid`` and ``controls_only``
+are replaced by a stub that stops the call once the input has passed validation, and checks
+what reached it.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def stub_run_grid(run: RunConfig, **kwargs) -> list:
-    """Stands in for training: checks that only valid settings got this far."""
+def stub_run_grid(run: RunConfig, *args, **kwargs) -> list:
+    """Stands in for training (and for ``--controls-only``'s scoring): checks that only valid
+    settings got this far."""
     for key, (low, high) in RANGES.items():
         values = getattr(run, key)
         for value in values if isinstance(values, tuple) else (values,):
@@ -131,6 +133,7 @@ def test_no_argument_list_gives_a_traceback(argv: list[str], sandbox: Path, caps
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(sandbox)  # relative junk paths land in the sandbox
         mp.setattr("benchmark.running.driver.run_grid", stub_run_grid)
+        mp.setattr("benchmark.controls_command.controls_only", stub_run_grid)
         mp.delenv("VAEBENCH_PLUGINS", raising=False)
         status, err = outcome(argv, capsys)
     event(f"status {status}")

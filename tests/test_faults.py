@@ -24,7 +24,7 @@ from benchmark.cli import main
 from benchmark.data.datasets import load_digits
 from benchmark.errors import UsageError
 from benchmark.io import atomic_path, read_json, run_lock, write_atomic
-from benchmark.running import harness
+from benchmark.running import unit
 from benchmark.running.config import UnitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +227,7 @@ OTHER_FILES = ("config.json", "history.csv", "model.keras", "arrays.npz")
 )
 def test_only_a_whole_unit_counts_as_complete(row, files, complete: bool, tmp_path: Path) -> None:
     unit_dir = unit_with(tmp_path, row, files)
-    assert (harness.completed(unit_dir) is not None) == complete
+    assert (unit.completed(unit_dir) is not None) == complete
 
 
 # -- a diverging model ------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_checkpoint_with_a_pickle_is_not_loaded(tmp_path: Path, capsys) -> None:
     np.savez(unit_dir / "checkpoint-e0001.npz", variable_0=np.array([Payload(str(marker))], dtype=object))
     (unit_dir / "checkpoint-e0001.keras").write_bytes(b"not a zip file")
     data = load_digits().subset(256, 64)
-    row = harness.train_unit(config, data, unit_dir, verbose=0)
+    row = unit.train_unit(config, data, unit_dir, verbose=0)
     assert not marker.exists()
     assert "[checkpoint]" in capsys.readouterr().out
     assert row["status"] == "ok" and row["resumed_from_epoch"] == 0

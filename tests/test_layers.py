@@ -15,9 +15,10 @@ LAYERS = (
     ("benchmark.data",),
     ("models",),
     ("benchmark.running.config", "benchmark.running.device", "benchmark.running.identity",
-     "benchmark.running.grid", "benchmark.running.progress", "benchmark.running.precision_record"),
+     "benchmark.running.grid", "benchmark.running.progress", "benchmark.running.precision_record",
+     "benchmark.running.checkpoints", "benchmark.running.train"),
     ("benchmark.scoring",),
-    ("benchmark.running",),  # train, unit, plan, timing, precision, workers, executors, driver, controls
+    ("benchmark.running",),  # unit, plan, timing, precision, workers, executors, driver, controls
     ("benchmark.reporting",),
     ("benchmark.arguments", "benchmark.fetch_command", "benchmark.controls_command", "benchmark.cli", "benchmark.speed",
      "benchmark.reproductions", "run_all"),
@@ -70,4 +71,4 @@ def test_there_is_no_import_circle(graph):
 def test_the_checks_can_fail():
     with pytest.raises(graphlib.CycleError):
         graphlib.TopologicalSorter({"a": {"b"}, "b": {"a"}}).prepare()
-    assert layer("benchmark.cli") > layer("benchmark.running.harness") > layer("benchmark.scoring.evaluate")
+    assert layer("benchmark.cli") > layer("benchmark.running.unit") > layer("benchmark.scoring.evaluate")

@@ -17,7 +17,7 @@ from scipy import stats
 import models
 from benchmark.data.dataset import Dataset, binarize
 from benchmark.data.datasets import binarized, load_dataset
-from benchmark.running.harness import epoch_images, epoch_order
+from benchmark.running.train import epoch_images, epoch_order
 from benchmark.scoring.likelihood import likelihood_scores, log_importance_weights, nll_is
 
 DIM, LATENT, NOISE = 6, 3, 0.5
@@ -119,36 +119,90 @@ def _binary_digits() -> Dataset:
     return binarized(data)
 
 
-@pytest.fixture(scope="module")
-def trained_bernoulli():
-    """A Bernoulli VAE trained briefly on binarized digits, and the binary test images."""
+def _train_briefly(name: str, data: Dataset, images, jit: bool, **config) -> keras.Model:
+    """``name`` (latent 4) after 10 epochs of ``images(epoch)`` from ``data``."""
     keras.utils.set_random_seed(0)
-    data = _binary_digits()
-    model = models.create_model("vae_bernoulli", data.image_shape, latent_dim=4, seed=0)
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model = models.create_model(name, data.image_shape, latent_dim=4, seed=0, **config)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=jit)
     for epoch in range(10):
-        model.fit(epoch_images(data, 0, epoch), batch_size=64, epochs=1, verbose=0)
+        model.fit(images(epoch), batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained_bernoulli(harness_jit):
+    """A Bernoulli VAE trained briefly on binarized digits, and the binary test images."""
+    data = _binary_digits()
+    images = lambda epoch: epoch_images(data, 0, epoch)  # noqa: E731
+    return _train_briefly("vae_bernoulli", data, images, harness_jit), data.x_test
+
+
+def _eight_bit_digits() -> Dataset:
+    """The digits on the 8-bit grid k / 255 (their own 17 levels, rounded to it)."""
+    from sklearn.datasets import load_digits
+
+    images = (np.round(load_digits().images / 16.0 * 255) / 255).astype(np.float32)[..., None]
+    labels = load_digits().target.astype(np.int64)
+    return Dataset("digits", images[:1500], labels[:1500], images[1500:], labels[1500:], "sklearn")
+
+
+@pytest.fixture(scope="module")
+def trained_gaussian(harness_jit):
+    """A Gaussian VAE with learned noise (its loss is then the discretized likelihood that
+    ``nll_is`` estimates), trained briefly on 8-bit digits, and the test images."""
+    data = _eight_bit_digits()
+    model = _train_briefly("vae_mse", data, lambda epoch: data.x_train, harness_jit, obs_noise="scalar")
     return model, data.x_test
 
 
-@pytest.mark.backend
-def test_nll_is_is_below_neg_elbo_and_falls_with_k(trained_bernoulli):
-    model, x = trained_bernoulli
+def assert_a_bound_that_tightens(name: str, model, x) -> dict[int, float]:
+    """For ``model``, a ``name`` trained briefly: K = 1 is the model's own -ELBO up to Monte Carlo error; the bound falls with K and is
+    below the -ELBO at K = 100; an untrained model scores worse. Returns the means by K."""
     x = np.tile(x, (4, 1, 1, 1))  # each test image 4 times: 4 independent estimates
     nll, kl = (np.asarray(keras.ops.convert_to_numpy(t)) for t in model.elbo_terms(x))
     neg_elbo = float(np.mean(nll + kl))
     per_image = {k: nll_is(model, x, samples=k, seed=0) for k in (1, 10, 100)}
     by_k = {k: float(v.mean()) for k, v in per_image.items()}
-    # K = 1: the ELBO, up to Monte Carlo error.
     assert abs(by_k[1] - neg_elbo) < 4 * per_image[1].std(ddof=1) / math.sqrt(len(x))
     # Falls with K, by more than its Monte Carlo error from 1 to 10; weakly after that.
     gain = per_image[1] - per_image[10]
     assert gain.mean() > 3 * gain.std(ddof=1) / math.sqrt(len(x))
     assert by_k[100] < by_k[10] + 0.01
     assert by_k[100] < neg_elbo
-    # An untrained model scores worse.
-    fresh = models.create_model("vae_bernoulli", x.shape[1:], latent_dim=4, seed=0)
+    fresh = models.create_model(name, x.shape[1:], latent_dim=4, seed=0)
     assert float(nll_is(fresh, x, samples=10, seed=0).mean()) > by_k[10] + 5
+    return by_k
+
+
+@pytest.mark.backend
+def test_nll_is_is_below_neg_elbo_and_falls_with_k(trained_bernoulli):
+    assert_a_bound_that_tightens("vae_bernoulli", *trained_bernoulli)
+
+
+def best_bin_nll(x: np.ndarray, std: float) -> np.ndarray:
+    """The least -log P(x|z) any decoder mean in [0, 1] can reach with noise ``std``, per
+    image (nats): each pixel's mean on its own value (interior bins, mass 2 Phi(h/std) - 1
+    for half-width h = 1/510) or at 0 / 1 (the open end bins, mass Phi(h/std)). P(x) is an
+    average of P(x|z), so -log P(x) is at least this."""
+    h = 0.5 / 255
+    end = (x < h) | (x > 1 - h)
+    mass = np.where(end, stats.norm.cdf(h / std), 2 * stats.norm.cdf(h / std) - 1)
+    return -np.log(mass).reshape(len(x), -1).sum(axis=1)
+
+
+@pytest.mark.backend
+def test_gaussian_nll_is_is_a_bound_of_the_discretized_likelihood(trained_gaussian):
+    """vae_mse's ``nll_is`` is the probability of 8-bit pixels: the same checks as the
+    Bernoulli VAE's, and it cannot beat the closed-form best a decoder could do."""
+    model, x = trained_gaussian
+    by_k = assert_a_bound_that_tightens("vae_mse", model, x)
+    std = float(keras.ops.convert_to_numpy(model.observation_std()))
+    floor = float(best_bin_nll(x, std).mean())
+    assert 0 < floor < by_k[100]
+    # The floor is a real one: a decoder that returns each image itself scores it.
+    own_logits = np.log(x + 1e-7) - np.log1p(1e-7 - x)  # sigmoid(own_logits) = x
+    exact = -keras.ops.convert_to_numpy(model.log_likelihood(x, own_logits))
+    np.testing.assert_allclose(exact.mean(), floor, rtol=1e-3)
 
 
 def test_scores_and_notes_per_likelihood(trained_bernoulli):
@@ -181,12 +235,12 @@ def test_scores_and_notes_per_likelihood(trained_bernoulli):
 
 
 @pytest.mark.parametrize("mode, shape", [("scalar", ()), ("pixel", (8, 8, 1))])
-def test_learned_noise_trains_saves_and_loads(mode, shape, tmp_path):
+def test_learned_noise_trains_saves_and_loads(mode, shape, tmp_path, harness_jit):
     keras.utils.set_random_seed(0)
     model = models.create_model(
         "vae_mse", (8, 8, 1), latent_dim=4, seed=0, obs_noise=mode, obs_std=0.3
     )
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=harness_jit)
     x = (np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1)) / 255).astype(np.float32)
     start = np.asarray(keras.ops.convert_to_numpy(model.observation_std()))
     assert start.shape == shape

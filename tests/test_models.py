@@ -27,10 +27,10 @@ def test_encode_decode_shapes_and_range(name, shape):
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_one_fit_step_gives_a_finite_loss_and_moves_weights(name):
+def test_one_fit_step_gives_a_finite_loss_and_moves_weights(name, harness_jit):
     keras.utils.set_random_seed(0)
     model = models.create_model(name, (8, 8, 1), latent_dim=4, seed=0)
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=harness_jit)
     x = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
     before = [np.array(w) for w in model.encoder.get_weights()]
     history = model.fit(x, batch_size=8, epochs=1, verbose=0)
@@ -40,9 +40,9 @@ def test_one_fit_step_gives_a_finite_loss_and_moves_weights(name):
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_save_and_load_keep_the_outputs(name, tmp_path):
+def test_save_and_load_keep_the_outputs(name, tmp_path, harness_jit):
     model = models.create_model(name, (8, 8, 1), latent_dim=4, seed=0)
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=harness_jit)
     x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
     model.fit(x, batch_size=4, epochs=1, verbose=0)
     path = tmp_path / f"{name}.keras"

@@ -194,7 +194,7 @@ def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path
 
     from benchmark.data.dataset import Dataset
     from benchmark.data.datasets import hold_out_validation
-    from benchmark.running import harness
+    from benchmark.running import unit
     from benchmark.running.config import UnitConfig
     from benchmark.scoring import evaluate
 
@@ -206,7 +206,7 @@ def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path
                                        raw[:40] / np.float32(255), rng.integers(0, 10, 40), source="test"))  # fmt: skip
     config = UnitConfig("vae_mse", "synthetic", 0, epochs=1, latent_dim=4, batch_size=32, train_limit=None,
                         test_limit=None, backend=keras.backend.backend())  # fmt: skip
-    row = harness.train_unit(config, data, tmp_path / "unit", verbose=0)
+    row = unit.train_unit(config, data, tmp_path / "unit", verbose=0)
     assert row["status"] == "ok" and row["n_train"] == 360 and row["n_val"] == 40
     assert reads and max(reads) <= 64  # batches of 32, the classifiers' subset of 64
     assert sum(reads) >= 360 + 40  # every training and validation image was read

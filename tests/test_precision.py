@@ -32,7 +32,7 @@ from benchmark.running.device import (
     resolve_precision,
     to_device,
 )
-from benchmark.running.harness import build_model, epoch_order
+from benchmark.running.train import build_model, epoch_order
 from models.precision import dtype_policy
 
 CPUINFO = """processor\t: 0

@@ -70,15 +70,6 @@ def parse(html: str) -> Links:
     return links
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """A smoke run (digits, 2 epochs, seed 0; an autoencoder and a VAE, to keep it short)."""
-    out = tmp_path_factory.mktemp("report") / "smoke"
-    code = main(["--preset", "smoke", "--models", "ae,vae_bernoulli", "--quiet", "--out", str(out)])
-    assert code == 0
-    return out
-
-
 # --- the report of a real run -------------------------------------------------------------
 
 

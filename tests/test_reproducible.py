@@ -1,5 +1,5 @@
 """Reproducibility: ``config.json`` records how to repeat a run, and repeating it gives the
-same scores (within ``benchmark.running.harness.REPRODUCIBILITY_RTOL``; measured bit-identical on the
+same scores (within ``benchmark.running.train.REPRODUCIBILITY_RTOL``; measured bit-identical on the
 TensorFlow CPU backend).
 """
 

@@ -21,7 +21,7 @@ from benchmark.reproductions import (
     reproduction_figures,
 )
 from benchmark.running.config import PRESETS, UnitConfig
-from benchmark.running.harness import build_model
+from benchmark.running.train import build_model
 from models.flops import forward_flops
 from models.vae_bernoulli_mlp import BurdaSchedule, burda_passes
 

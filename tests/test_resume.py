@@ -1,7 +1,7 @@
 """Resuming: a run killed at any moment loses at most the unit in flight, and a repeated
 command finishes the grid with the results an uninterrupted run gives.
 
-Scores are compared within ``benchmark.running.harness.REPRODUCIBILITY_RTOL``; on the TensorFlow CPU
+Scores are compared within ``benchmark.running.train.REPRODUCIBILITY_RTOL``; on the TensorFlow CPU
 backend resumed and uninterrupted runs agree to the bit.
 """
 
@@ -24,9 +24,9 @@ from benchmark.cli import main
 from benchmark.data.datasets import load_digits
 from benchmark.io import load_arrays, read_json
 from benchmark.reporting.aggregate import SUMMARY_SCORES
-from benchmark.running import harness
+from benchmark.running import train, unit
 from benchmark.running.config import UnitConfig
-from benchmark.running.harness import REPRODUCIBILITY_RTOL
+from benchmark.running.train import REPRODUCIBILITY_RTOL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_kill_9_mid_unit_then_resume(
     assert f"[train] {finished.name}" not in second.stdout
     result = finished / "result.json"
     assert (result.stat().st_mtime_ns, result.read_bytes()) == stamp  # not retrained, not rewritten
-    assert harness.completed(unfinished) is not None
+    assert unit.completed(unfinished) is not None
     assert not list(out.rglob("*.tmp"))  # no temporaries left from the killed process
     assert_same_scores(out, reference)
 
@@ -100,7 +100,7 @@ def test_ctrl_c_writes_the_tables_of_complete_units_and_exits_130(
 
 def stub_training(monkeypatch: pytest.MonkeyPatch, fake_train: Callable[..., dict]) -> None:
     """Replace training, the FD classifier and the HTML report (the fake units have no arrays)."""
-    monkeypatch.setattr(harness, "train_unit", fake_train)
+    monkeypatch.setattr(unit, "train_unit", fake_train)
     monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
 
@@ -117,7 +117,7 @@ def test_interrupted_grid_tables_also_list_units_complete_from_before(
         if config.seed == interrupt["seed"]:
             raise KeyboardInterrupt
         unit_dir.mkdir(parents=True, exist_ok=True)
-        for name in harness.UNIT_FILES[:-1]:
+        for name in unit.UNIT_FILES[:-1]:
             (unit_dir / name).write_text("x")
         return {"recon_mse": 0.1 + config.seed, "status": "ok"}
 
@@ -140,7 +140,7 @@ def test_interrupted_grid_tables_also_list_units_complete_from_before(
 
 def crash_at_epoch(epoch: int) -> Callable:
     """An ``on_epoch_begin`` that stops the process (as Ctrl-C would) when ``epoch`` begins."""
-    original = harness.EpochRecorder.on_epoch_begin
+    original = train.EpochRecorder.on_epoch_begin
 
     def on_epoch_begin(self, current: int, logs=None) -> None:
         if current == epoch:
@@ -158,17 +158,17 @@ def test_unit_resumed_from_a_checkpoint_matches_an_uninterrupted_one(
     config = UnitConfig("vae_mse", "digits", 0, epochs=3, latent_dim=4, batch_size=64, train_limit=512,
                         test_limit=128, backend=keras.backend.backend())  # fmt: skip
     data = load_digits().subset(512, 128)
-    whole = harness.train_unit(config, data, tmp_path / "whole", verbose=0, checkpoint_seconds=0)
+    whole = unit.train_unit(config, data, tmp_path / "whole", verbose=0, checkpoint_seconds=0)
 
     cut = tmp_path / "cut"
     with monkeypatch.context() as patch:
-        patch.setattr(harness.EpochRecorder, "on_epoch_begin", crash_at_epoch(2))
+        patch.setattr(train.EpochRecorder, "on_epoch_begin", crash_at_epoch(2))
         with pytest.raises(KeyboardInterrupt):
-            harness.train_unit(config, data, cut, verbose=0, checkpoint_seconds=0)
+            unit.train_unit(config, data, cut, verbose=0, checkpoint_seconds=0)
     assert read_json(cut / "checkpoint.json")["epochs_done"] == 2
     assert sorted(p.name for p in cut.glob("checkpoint-e*")) == ["checkpoint-e0002.keras", "checkpoint-e0002.npz"]
 
-    resumed = harness.train_unit(config, data, cut, verbose=0, checkpoint_seconds=0)
+    resumed = unit.train_unit(config, data, cut, verbose=0, checkpoint_seconds=0)
     assert resumed["resumed_from_epoch"] == 2 and whole["resumed_from_epoch"] == 0
     for score in SCORES:
         if score in whole:
@@ -189,7 +189,7 @@ def test_force_retrains_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert not (unit_dir / "result.json").exists()  # incomplete while it trains
         assert not (unit_dir / "checkpoint.json").exists()
         unit_dir.mkdir(parents=True, exist_ok=True)
-        for name in harness.UNIT_FILES[:-1]:
+        for name in unit.UNIT_FILES[:-1]:
             (unit_dir / name).write_text("x")
         return {"status": "ok"}
 

@@ -17,8 +17,10 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data.datasets import load_digits
-from benchmark.running import harness, identity
+from benchmark.io import write_json
+from benchmark.running import identity
 from benchmark.running.config import IDENTITY_FIELDS, UnitConfig, grid_point
+from benchmark.running.unit import UNIT_FILES
 from models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +101,8 @@ def fake_train(trained: list[str]):
     def train(config: UnitConfig, data, unit_dir: Path, **kwargs) -> dict:
         trained.append(config.unit_id)
         unit_dir.mkdir(parents=True, exist_ok=True)
-        harness.write_json(unit_dir / "config.json", config.to_dict())
-        for name in harness.UNIT_FILES[1:-1]:
+        write_json(unit_dir / "config.json", config.to_dict())
+        for name in UNIT_FILES[1:-1]:
             (unit_dir / name).write_text("x")
         return {"recon_mse": 0.1, "status": "ok"}
 
@@ -111,7 +113,7 @@ def fake_train(trained: list[str]):
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Training, the FD classifier and the report replaced; returns the trained unit ids."""
     trained: list[str] = []
-    monkeypatch.setattr(harness, "train_unit", fake_train(trained))
+    monkeypatch.setattr("benchmark.running.unit.train_unit", fake_train(trained))
     monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
     return trained

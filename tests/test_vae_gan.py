@@ -14,7 +14,8 @@ import models
 from benchmark.data.dataset import Dataset
 from benchmark.data.datasets import load_dataset
 from benchmark.running.config import UnitConfig
-from benchmark.running.harness import NonFiniteLoss, train_unit
+from benchmark.running.train import NonFiniteLoss
+from benchmark.running.unit import train_unit
 from benchmark.scoring import metrics
 from models.networks import build_discriminator
 from models.precision import dtype_policy
@@ -217,11 +218,11 @@ def test_losses_and_the_balance_of_the_game_are_logged():
 
 
 @pytest.fixture(scope="module")
-def trained() -> VAEGAN:
-    """A VAE-GAN compiled as the harness does (XLA), after two steps. Without the gate, so
+def trained(harness_jit: bool) -> VAEGAN:
+    """A VAE-GAN compiled as a run compiles it here (``harness_jit``), after two steps. Without the gate, so
     that every part takes both steps (a gated part skips its optimizer's step)."""
     model = make_model(
-        jit_compile=True, gamma=0.5, feature_layer=1, generator_loss="minimax", margin=None
+        jit_compile=harness_jit, gamma=0.5, feature_layer=1, generator_loss="minimax", margin=None
     )
     model.fit(images(16), batch_size=8, epochs=1, verbose=0)
     return model
@@ -257,7 +258,8 @@ def test_save_and_load_keep_weights_config_and_optimizer_state(trained, tmp_path
         for a, b in pairs:
             np.testing.assert_array_equal(a, b)
     # Compiled again with its own three optimizers, their state restored.
-    assert isinstance(loaded.optimizer, keras.optimizers.MultiOptimizer) and loaded.jit_compile
+    assert isinstance(loaded.optimizer, keras.optimizers.MultiOptimizer)
+    assert loaded.jit_compile == trained.jit_compile
     assert [o.name for o in loaded.optimizer.optimizers] == [
         o.name for o in trained.optimizer.optimizers
     ]
@@ -329,7 +331,7 @@ def sample_blurriness(model, x_real: np.ndarray, n: int = 500) -> float:
 
 
 @pytest.mark.mnist
-def test_mnist_samples_are_sharper_than_the_gaussian_vae(data_dir):
+def test_mnist_samples_are_sharper_than_the_gaussian_vae(data_dir, harness_jit):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("a training run: too slow on the JAX CPU backend (XLA's CPU convolutions)")
     data = load_dataset("mnist", data_dir).subset(6000, 1000)
@@ -337,7 +339,7 @@ def test_mnist_samples_are_sharper_than_the_gaussian_vae(data_dir):
     for name in ("vae_gan", "vae_mse"):
         keras.utils.set_random_seed(0)
         model = models.create_model(name, data.image_shape, latent_dim=16, seed=0)
-        model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+        model.compile(optimizer=model.make_optimizer(), jit_compile=harness_jit)
         model.fit(data.x_train, batch_size=64, epochs=2, verbose=0)
         blurriness[name] = sample_blurriness(model, data.x_test)
     assert blurriness["vae_gan"] < blurriness["vae_mse"] - 0.2, blurriness

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from benchmark.data.datasets import hold_out_validation, load_digits
-from benchmark.running import harness
 from benchmark.running.config import UnitConfig
+from benchmark.running.train import REPRODUCIBILITY_RTOL
+from benchmark.running.unit import train_unit
 
 pytestmark = pytest.mark.backend
 
@@ -29,9 +30,9 @@ def test_validation_losses_are_logged_and_leave_training_unchanged(model: str, t
     is restored after each validation pass)."""
     data = hold_out_validation(load_digits()).subset(256, 64)
     config = _config(model)
-    with_val = harness.train_unit(config, data, tmp_path / "val", verbose=0)
-    without = harness.train_unit(config, dataclasses.replace(data, x_val=None, y_val=None),
-                                 tmp_path / "plain", verbose=0)  # fmt: skip
+    with_val = train_unit(config, data, tmp_path / "val", verbose=0)
+    without = train_unit(config, dataclasses.replace(data, x_val=None, y_val=None),
+                         tmp_path / "plain", verbose=0)  # fmt: skip
 
     history = pd.read_csv(tmp_path / "val" / "history.csv")
     plain = pd.read_csv(tmp_path / "plain" / "history.csv")
@@ -39,8 +40,8 @@ def test_validation_losses_are_logged_and_leave_training_unchanged(model: str, t
     assert {f"val_{c}" for c in trained} <= set(history.columns)
     assert np.isfinite(history[[f"val_{c}" for c in trained]].to_numpy(float)).all()
     np.testing.assert_allclose(history[trained].to_numpy(float), plain[trained].to_numpy(float),
-                               rtol=harness.REPRODUCIBILITY_RTOL)  # fmt: skip
-    assert with_val["recon_mse"] == pytest.approx(without["recon_mse"], rel=harness.REPRODUCIBILITY_RTOL)
+                               rtol=REPRODUCIBILITY_RTOL)  # fmt: skip
+    assert with_val["recon_mse"] == pytest.approx(without["recon_mse"], rel=REPRODUCIBILITY_RTOL)
     assert (with_val["n_train"], with_val["n_val"], with_val["n_test"]) == (256, data.n_val, 64)
     assert without["n_val"] == 0
 

@@ -127,10 +127,10 @@ def measure(
 ) -> Timings:
     """Time ``config``'s model in float32 and mixed_bfloat16, in turns, at its batch size.
 
-    Throwaway models, built and compiled as ``harness.build_model`` builds the unit's; the
+    Throwaway models, built and compiled as ``train.build_model`` builds the unit's; the
     global random state is restored afterwards.
     """
-    from benchmark.running.harness import build_model
+    from benchmark.running.train import build_model
 
     x = synthetic_images(config.batch_size * steps, image_shape)
     with preserved_random_state():

@@ -1,7 +1,7 @@
 """Checkpoints of a unit in training: ``checkpoint-eNNNN.keras`` (weights and optimizer state),
 ``checkpoint-eNNNN.npz`` (the variables ``.keras`` leaves out, such as random-generator states,
 and the epoch snapshots) and ``checkpoint.json`` (epochs done, logs, timings), written last, so
-that a killed unit resumes where it stopped (``benchmark.running.harness``)."""
+that a killed unit resumes where it stopped (``benchmark.running.train``)."""
 
 from __future__ import annotations
 

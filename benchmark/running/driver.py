@@ -12,7 +12,6 @@ from benchmark.io import run_lock, write_json
 from benchmark.native_output import quiet_native_stderr
 from benchmark.running import precision_record
 from benchmark.running.config import RunConfig, UnitConfig
-from benchmark.running.harness import completed, run_unit
 from benchmark.running.parallel import make_executor, run_parallel
 from benchmark.running.plan import (
     DataCache,
@@ -22,6 +21,7 @@ from benchmark.running.plan import (
     print_plan,
     reported_rows,
 )
+from benchmark.running.unit import completed, run_unit
 from benchmark.scoring.frechet import FeatureClassifier, cache_dir_for, load_or_train
 
 

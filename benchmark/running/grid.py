@@ -58,25 +58,9 @@ def coerce(value: Any, annotation: Any) -> Any:
     """
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if type(None) in options and (value is None or str(value).strip().lower() in _NONE):
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return coerce(value, option)
-            except ValueError:
-                pass
-        raise ValueError(f"not {_type_name(annotation)}")
+        return _coerce_union(value, annotation)
     if origin is typing.Literal:
-        for choice in typing.get_args(annotation):
-            try:
-                if coerce(value, type(choice)) == choice:
-                    return choice
-            except ValueError:
-                pass
-        raise ValueError(f"not one of {', '.join(map(repr, typing.get_args(annotation)))}")
+        return _coerce_literal(value, annotation)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -93,18 +77,7 @@ def coerce(value: Any, annotation: Any) -> Any:
                 pass
         raise ValueError("not a whole number")
     if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError("not a number") from None
-        else:
-            raise ValueError("not a number")
-        if not math.isfinite(number):
-            raise ValueError("not a finite number")
-        return number
+        return _coerce_float(value)
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -114,6 +87,49 @@ def coerce(value: Any, annotation: Any) -> Any:
             return value
         raise ValueError("not a number, boolean or string")
     raise ValueError(f"of a type that cannot be set from the command line ({_type_name(annotation)})")
+
+
+def _coerce_union(value: Any, annotation: Any) -> Any:
+    """``value`` as the first option of the union ``annotation`` that takes it; ``none`` or
+    ``null`` (any case) as None where the union allows None."""
+    options = typing.get_args(annotation)
+    if type(None) in options and (value is None or str(value).strip().lower() in _NONE):
+        return None
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return coerce(value, option)
+        except ValueError:
+            pass
+    raise ValueError(f"not {_type_name(annotation)}")
+
+
+def _coerce_literal(value: Any, annotation: Any) -> Any:
+    """The choice of ``Literal[...]`` ``annotation`` that ``value``, read as its type, equals."""
+    for choice in typing.get_args(annotation):
+        try:
+            if coerce(value, type(choice)) == choice:
+                return choice
+        except ValueError:
+            pass
+    raise ValueError(f"not one of {', '.join(map(repr, typing.get_args(annotation)))}")
+
+
+def _coerce_float(value: Any) -> float:
+    """``value`` (a number, not a boolean, or its text) as a finite float."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError("not a number") from None
+    else:
+        raise ValueError("not a number")
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
 
 
 def _type_name(annotation: Any) -> str:

@@ -29,9 +29,9 @@ from benchmark.running.executors import (
     LocalExecutor,
     RayExecutor,
 )
-from benchmark.running.harness import completed, result_row
 from benchmark.running.plan import DataCache, PlannedUnit, estimate_seconds
 from benchmark.running.progress import GridProgress
+from benchmark.running.unit import completed, result_row
 from benchmark.running.worker import Job, exit_reason
 from benchmark.scoring.frechet import cache_dir_for, load_or_train
 

@@ -18,9 +18,9 @@ from benchmark.errors import UsageError
 from benchmark.io import read_json_or_none
 from benchmark.running import autoprecision
 from benchmark.running.config import RUN_AXES, RunConfig, UnitConfig, grid_point
-from benchmark.running.harness import completed
 from benchmark.running.identity import dataset_identity, model_identity, resolve_unit, stale_reasons
 from benchmark.running.progress import short_duration
+from benchmark.running.unit import completed
 from benchmark.scoring.frechet import cache_dir_for
 
 

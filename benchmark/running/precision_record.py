@@ -1,6 +1,6 @@
 """How a unit's precision was chosen, kept beside it: ``<unit>/precision.json``, written when
 the grid is planned (``benchmark.running.autoprecision``) and read into the unit's row
-(``benchmark.running.harness``), and the hint a unit that failed in bfloat16 gets."""
+(``benchmark.running.unit``), and the hint a unit that failed in bfloat16 gets."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 feeding, on synthetic images, with configurations interleaved and summarised by their median.
 
 Used by ``--precision auto`` (``benchmark.running.autoprecision``) and by the speed benchmark
-(``benchmark.speed``), so that both measure what ``harness.train_unit`` runs.
+(``benchmark.speed``), so that both measure what ``train.fit_unit`` runs.
 
 Timing on a shared machine is noisy (the same command has given 9,437 and then 4,951
 images/s): configurations are therefore timed in turns (A B, B A, A B, ...), so that a slow
@@ -63,13 +63,13 @@ def synthetic_images(n: int, image_shape: tuple[int, ...], seed: int = 0) -> np.
 
 
 def timed_epoch(model: keras.Model, x, batch_size: int) -> tuple[float, float]:
-    """One epoch of ``x`` (from ``device.to_device``) as ``harness.train_unit`` trains one.
+    """One epoch of ``x`` (from ``device.to_device``) as ``train.fit_unit`` trains one.
 
-    The same ``fit`` arguments, callbacks (``harness.training_callbacks``, whose non-finite
+    The same ``fit`` arguments, callbacks (``train.training_callbacks``, whose non-finite
     check reads the loss after every batch) and batch feeding (``device.epoch_data``); the
-    time is the harness's own ``EpochRecorder`` measure. Returns (seconds, final loss).
+    time is a unit's own ``EpochRecorder`` measure. Returns (seconds, final loss).
     """
-    from benchmark.running.harness import EpochRecorder, training_callbacks
+    from benchmark.running.train import EpochRecorder, training_callbacks
 
     recorder = EpochRecorder(x[:0], set())
     history = model.fit(

@@ -153,15 +153,15 @@ def _interrupt(signum, frame) -> None:
 
 
 def work(job: Job) -> None:
-    """Train and score the unit of ``job`` (``harness.run_unit``); writes its ``result.json``,
+    """Train and score the unit of ``job`` (``unit.run_unit``); writes its ``result.json``,
     ``failed`` with the reason when the unit cannot run here."""
     from benchmark.data.datasets import load_dataset
     from benchmark.errors import UsageError
     from benchmark.io import write_json
     from benchmark.plugins import load_plugins
     from benchmark.running.config import UnitConfig
-    from benchmark.running.harness import result_row, run_unit
     from benchmark.running.identity import dataset_identity
+    from benchmark.running.unit import result_row, run_unit
     from benchmark.scoring.frechet import load_or_train
 
     config = UnitConfig(**job.config)

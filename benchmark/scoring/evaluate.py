@@ -154,9 +154,40 @@ def _evaluate(
     except sampling.DegenerateLatents as exc:
         notes.append(f"{', '.join(GMM_COLUMNS)}: {exc}")
 
+    scores = image_scores(images, x_test, classifier, seed=seed, notes=notes)
+    for column, probe in (("latent_acc_logreg", metrics.latent_acc_logreg), ("latent_acc_knn", metrics.latent_acc_knn)):
+        scores[column] = guarded(notes, column, lambda p=probe: latent_probe(p, data, z_train, y_train, z_test, y_test))
+
+    posterior_scores, arrays = posterior_terms(model, x_test, z_test, notes)
+    scores |= posterior_scores
+    start = time.perf_counter()
+    likelihood, likelihood_notes = likelihood_scores(model, x_test, samples=is_samples, seed=seed)
+    scores |= likelihood | {"is_samples": is_samples, "nll_is_seconds": time.perf_counter() - start}
+    notes += likelihood_notes
+    scores["has_prior"] = bool(model.has_prior)
+    scores["notes"] = "; ".join(notes)
+    arrays |= figure_arrays(model, data, x_test, z_test, images)
+    return scores, arrays
+
+
+def image_scores(
+    images: dict[str, np.ndarray],
+    x_test: np.ndarray,
+    classifier: FeatureClassifier | None,
+    *,
+    seed: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    """The scores of the reconstructions and of each sample set against the test images.
+
+    ``images`` maps ``recon``, ``sample`` and (when the mixture was fitted) ``sample_gmm`` to
+    (n_test, H, W, C) images in [0, 1]; ``x_test`` (n_test, H, W, C) are the originals.
+    Without a ``classifier`` the feature-space scores are left out; a missing ``sample_gmm``
+    gives NaN. Reasons for NaN scores are appended to ``notes``.
+    """
     ref = make_reference(x_test, classifier, notes)
     scores: dict[str, Any] = {"sharpness_real": ref.sharpness}
-    recon_scores = reconstruction_scores(recon, x_test, notes=notes, reference=ref)
+    recon_scores = reconstruction_scores(images["recon"], x_test, notes=notes, reference=ref)
     scores |= {f"recon_{k}" if k in ("mse", "bce") else f"{k}_recon": v for k, v in recon_scores.items()}
     if classifier is not None:
         scores["fd_real"] = classifier.real_fd
@@ -169,32 +200,42 @@ def _evaluate(
         if classifier is None:
             set_scores = {k: v for k, v in set_scores.items() if k not in FEATURE_SCORES}
         scores |= {f"{k}_{name}" if k != "kid_se" else f"kid_{name}_se": v for k, v in set_scores.items()}
+    return scores
 
-    for column, probe in (("latent_acc_logreg", metrics.latent_acc_logreg), ("latent_acc_knn", metrics.latent_acc_knn)):
-        scores[column] = guarded(notes, column, lambda p=probe: latent_probe(p, data, z_train, y_train, z_test, y_test))
 
-    arrays: dict[str, np.ndarray] = {}
-    if model.variational:
-        terms = [model.elbo_terms(x_test[i : i + EVAL_BATCH]) for i in range(0, n_test, EVAL_BATCH)]
-        nll = np.concatenate([np.asarray(t[0]) for t in terms])
-        kl = np.concatenate([np.asarray(t[1]) for t in terms])
-        scores["neg_elbo"] = float(np.mean(nll + kl))
-        scores["kl"] = float(np.mean(kl))
-        scores["active_units"] = guarded(notes, "active_units", lambda: metrics.active_units(z_test))
-        arrays["kl_per_dim"] = kl_per_dim(model, x_test)
-    else:
-        scores["active_units"] = float("nan")
+def posterior_terms(
+    model, x_test: np.ndarray, z_test: np.ndarray, notes: list[str]
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``neg_elbo`` and ``kl`` (nats per image, mean over ``x_test``) and ``active_units`` of
+    a variational model, with its ``kl_per_dim`` (latent_dim,) array; for any other model
+    ``active_units`` is NaN (the reason appended to ``notes``) and there are no arrays.
+
+    ``x_test`` (n_test, H, W, C) images, ``z_test`` (n_test, latent_dim) their latent means.
+    """
+    if not model.variational:
         notes.append("active_units: defined for models with a posterior q(z|x) and a N(0, I) prior")
-    start = time.perf_counter()
-    likelihood, likelihood_notes = likelihood_scores(model, x_test, samples=is_samples, seed=seed)
-    scores |= likelihood | {"is_samples": is_samples, "nll_is_seconds": time.perf_counter() - start}
-    notes += likelihood_notes
-    scores["has_prior"] = bool(model.has_prior)
-    scores["notes"] = "; ".join(notes)
+        return {"active_units": float("nan")}, {}
+    terms = [model.elbo_terms(x_test[i : i + EVAL_BATCH]) for i in range(0, len(x_test), EVAL_BATCH)]
+    nll = np.concatenate([np.asarray(t[0]) for t in terms])
+    kl = np.concatenate([np.asarray(t[1]) for t in terms])
+    scores = {
+        "neg_elbo": float(np.mean(nll + kl)),
+        "kl": float(np.mean(kl)),
+        "active_units": guarded(notes, "active_units", lambda: metrics.active_units(z_test)),
+    }
+    return scores, {"kl_per_dim": kl_per_dim(model, x_test)}
 
+
+def figure_arrays(
+    model, data: Dataset, x_test: np.ndarray, z_test: np.ndarray, images: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The arrays behind a unit's figures: latent means ``z_test`` (n_test, latent_dim) with
+    one label per image, sharpness per image (pixel units^2), up to 64 images of each set
+    (N, H, W, C) and the latent interpolations (pairs, steps, H, W, C)."""
+    y_test, recon = data.y_test, images["recon"]
     pairs = interpolation_pairs(y_test, INTERP_PAIRS)
     empty = np.zeros((0, *x_test.shape[1:]), np.float32)
-    arrays |= {
+    return {
         "z_test": z_test,
         # One label per image for the latent figure: the class, or the first probed attribute.
         "y_test": y_test if y_test.ndim == 1 else y_test[:, data.label_names.index(data.probes[0])],
@@ -207,7 +248,6 @@ def _evaluate(
         "interp_pairs": pairs,
         "interpolations": interpolate(model, x_test, pairs),
     }
-    return scores, arrays
 
 
 #: The scores of one sample set (``image_sets.sample_set_scores``), without the set's suffix.

@@ -31,7 +31,7 @@ import numpy as np
 from benchmark.data.batches import ImageBatches
 from benchmark.data.dataset import Dataset
 from benchmark.data.images import ImageArray
-from benchmark.io import save_model, write_json
+from benchmark.io import save_model, waiting_lock, write_json
 
 #: Overrides the classifier cache folder (default: ``<out>/../.cache``, see ``cache_dir_for``).
 CACHE_DIR_ENV = "VAEBENCH_CACHE_DIR"
@@ -239,18 +239,20 @@ def load_or_train(data: Dataset, cache_dir: Path, config: ClassifierConfig | Non
     """The dataset's cached classifier (loaded in Keras safe mode), trained and saved if absent.
 
     The cache holds ``<key>.keras`` and ``<key>.json`` (config and training record), with
-    ``key = ClassifierConfig.key(...)``; both are written through a rename, so concurrent
-    runs at worst train twice. The result is calibrated on ``data``'s test split.
+    ``key = ClassifierConfig.key(...)``, both written through a rename, and ``<key>.lock``:
+    a process that finds the classifier being trained by another waits for it rather than
+    training it again. The result is calibrated on ``data``'s test split.
     """
     config = config or ClassifierConfig()
     key = config.key(data.name, len(data.x_train), keras.backend.backend())
     path = Path(cache_dir) / f"{key}.keras"
-    if path.is_file():
-        model = keras.saving.load_model(path, safe_mode=True)
-    else:
-        print(f"[fd] training the feature classifier for {data.name} (cached as {path})", flush=True)
-        model, record = train_classifier(data, config)
-        save_model(model, path)
-        write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(config), "dataset": data.name,
-                                                "n_train": len(data.x_train), **record})  # fmt: skip
+    with waiting_lock(path.with_suffix(".lock")):
+        if path.is_file():
+            model = keras.saving.load_model(path, safe_mode=True)
+        else:
+            print(f"[fd] training the feature classifier for {data.name} (cached as {path})", flush=True)
+            model, record = train_classifier(data, config)
+            save_model(model, path)
+            write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(config), "dataset": data.name,
+                                                    "n_train": len(data.x_train), **record})  # fmt: skip
     return FeatureClassifier(model, path).calibrate(data)

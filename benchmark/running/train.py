@@ -1,9 +1,5 @@
-"""Train and score one unit, and run a grid of them, each unit in its own directory.
-
-A unit directory ``<out>/units/<unit_id>/`` holds ``config.json`` (the resolved unit
-config), ``history.csv`` (per-epoch logs), ``model.keras``, ``arrays.npz`` (per-image scores
-and images for figures) and, written last and atomically, ``result.json``: a unit with a
-``result.json`` of status ``ok`` is complete and is skipped when the run is repeated.
+"""Train one unit's model: built (or resumed) in its precision, fitted epoch by epoch in a
+fixed order of images, with ``history.csv`` and checkpoints written as it goes.
 
 Surviving interruptions. Every file is written through a rename (``benchmark.io``), so a run
 killed at any moment (Ctrl-C, ``kill -9``) leaves whole files only, and loses at most the unit
@@ -18,13 +14,6 @@ alone (``epoch_order``). The checkpoint is deleted once the unit is complete. A 
 resume includes compiling again, which the median in ``samples_per_sec`` ignores;
 ``resumed_from_epoch`` says where it resumed (0: trained in one go).
 
-Identity and stale units. Before the grid starts, every unit's identity is resolved
-(``benchmark.running.identity``): its model's full configuration, its code's fingerprint and its
-data's digest are part of its hash. A complete unit of the same grid point (model, dataset,
-seed and the chosen settings) whose identity differs is out of date: the run says why
-(``beta: 4.0 -> 0.5``, ``models/vae.py changed``) and trains the unit anew, unless
-``--reuse-stale`` keeps the old result, marked ``stale=true`` in its row.
-
 Reproducibility. A unit seeds Keras, NumPy and Python (``keras.utils.set_random_seed``), the
 model's own noise generator and its epoch orders from its seed. On the TensorFlow CPU backend
 the same command then gives bit-identical scores, resumed or not (measured on 2 cores with
@@ -35,10 +24,7 @@ tests allow a relative difference of ``REPRODUCIBILITY_RTOL`` (``tests/test_repr
 from __future__ import annotations
 
 import math
-import sys
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,37 +34,15 @@ import pandas as pd
 
 import models
 from benchmark.data.dataset import Dataset, binarize
-from benchmark.errors import UsageError
-from benchmark.io import (
-    read_json_or_none,
-    remove_stale_temporaries,
-    save_arrays,
-    save_model,
-    write_atomic,
-    write_json,
-)
-from benchmark.running import precision_record
-from benchmark.running.checkpoints import (
-    checkpoint_interval,
-    clear_checkpoint,
-    resume,
-    save_checkpoint,
-)
+from benchmark.io import write_atomic
+from benchmark.running.checkpoints import Progress, checkpoint_interval, resume, save_checkpoint
 from benchmark.running.config import UnitConfig
 from benchmark.running.device import epoch_data, to_device, validation_data
-from benchmark.scoring.evaluate import evaluate_model
-from benchmark.scoring.frechet import FeatureClassifier
 from models.precision import dtype_policy
-
-#: Test images whose reconstructions are saved after the first, middle and last epoch.
-N_SNAPSHOT = 8
 
 #: Relative difference allowed between the scores of two runs of one command (same seed,
 #: backend and machine). Measured: 0 on the TensorFlow CPU backend.
 REPRODUCIBILITY_RTOL = 1e-6
-
-#: The files of a complete unit; ``result.json`` is written last.
-UNIT_FILES = ("config.json", "history.csv", "model.keras", "arrays.npz", "result.json")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -174,27 +138,27 @@ class EpochRecorder(keras.callbacks.Callback):
             self.snapshots[epoch + 1] = np.asarray(self.model.reconstruct(self.images))
 
 
-def train_unit(
+def fit_unit(
     config: UnitConfig,
     data: Dataset,
     unit_dir: Path,
+    snapshot_images: np.ndarray,
     *,
     verbose: int = 1,
-    classifier: FeatureClassifier | None = None,
     checkpoint_seconds: float | None = None,
-) -> dict[str, Any]:
-    """Train ``config.model`` on ``data``, score it and write the unit's files.
+) -> tuple[keras.Model, Progress]:
+    """Train ``config.model`` on ``data`` for ``config.epochs`` epochs, in ``unit_dir``.
 
-    Returns the result row (config, scores, timings, ``status``); ``fd_sample`` only with a
-    feature ``classifier``. Raises ``NonFiniteLoss`` when training diverges. Resumes from the
-    unit's checkpoint when it has one, and saves one every ``checkpoint_seconds`` (default:
-    ``checkpoint_interval()``).
+    Resumes from the unit's checkpoint when it has one, and saves one every
+    ``checkpoint_seconds`` (default: ``checkpoint_interval()``); ``history.csv`` is rewritten
+    after every epoch. ``snapshot_images`` (n, H, W, C) are reconstructed after the first,
+    middle and last epoch. Returns the trained model and its ``Progress``: per-epoch training
+    seconds, the snapshots (epoch, 1-based -> (n, H, W, C)), ``train_seconds`` (all processes
+    together, validation left out) and ``resumed_from_epoch``. Raises ``NonFiniteLoss`` when
+    training diverges.
     """
     if checkpoint_seconds is None:
         checkpoint_seconds = checkpoint_interval()
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(unit_dir)
-    write_json(unit_dir / "config.json", config.to_dict())
     keras.utils.set_random_seed(config.seed)
     model, progress = resume(config, unit_dir)
     if model is None:
@@ -202,7 +166,8 @@ def train_unit(
         model = build_model(config, data.image_shape, steps_per_epoch)
 
     middle = max(1, (config.epochs + 1) // 2)
-    recorder = EpochRecorder(data.x_test[:N_SNAPSHOT], {1, middle, config.epochs})
+    recorder = EpochRecorder(snapshot_images, {1, middle, config.epochs})
+    # Shared with ``progress``: a checkpoint saves what the recorder has gathered so far.
     recorder.epoch_seconds, recorder.snapshots = progress.epoch_seconds, progress.snapshots
     callbacks = training_callbacks(recorder)
     # The same losses on the validation split after every epoch: ``val_*`` in history.csv.
@@ -211,21 +176,8 @@ def train_unit(
     trained_before = progress.train_seconds
     x_train = None if data.binarize else to_device(data.x_train)  # on JAX, copied to the device once
     for epoch in range(progress.epochs_done, config.epochs):
-        if data.binarize:  # binary images drawn afresh for every epoch, on the host
-            fit_data = {"x": epoch_images(data, config.seed, epoch), "batch_size": config.batch_size}
-        else:
-            fit_data = epoch_data(x_train, epoch_order(config.seed, epoch, len(x_train)), config.batch_size)
-        history = model.fit(
-            **fit_data,
-            epochs=config.epochs,
-            initial_epoch=epoch,
-            shuffle=False,
-            validation_data=validation,
-            validation_batch_size=config.batch_size,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        logs = {key: float(values[-1]) for key, values in history.history.items()}
+        fit_data = _epoch_fit_data(config, data, x_train, epoch)
+        logs = _fit_epoch(model, config, epoch, fit_data, validation, callbacks, verbose)
         progress.history.append({"epoch": epoch, **logs})
         progress.epochs_done = epoch + 1
         elapsed = time.perf_counter() - start - recorder.validation_seconds
@@ -234,35 +186,40 @@ def train_unit(
         if epoch + 1 < config.epochs and time.perf_counter() - last_save >= checkpoint_seconds:
             save_checkpoint(model, progress, config, unit_dir)
             last_save = time.perf_counter()
-    train_seconds = progress.train_seconds
+    return model, progress
 
-    start = time.perf_counter()
-    scores, arrays = evaluate_model(
-        model, data.fixed(), seed=config.seed, classifier=classifier, is_samples=config.is_samples
+
+def _fit_epoch(
+    model: keras.Model,
+    config: UnitConfig,
+    epoch: int,
+    fit_data: dict[str, Any],
+    validation: Any,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int,
+) -> dict[str, float]:
+    """Train epoch ``epoch`` (0-based) on ``fit_data`` (``_epoch_fit_data``); returns its
+    logs: the epoch's mean losses and, with ``validation``, their ``val_*`` twins."""
+    history = model.fit(
+        **fit_data,
+        epochs=config.epochs,
+        initial_epoch=epoch,
+        shuffle=False,
+        validation_data=validation,
+        validation_batch_size=config.batch_size,
+        callbacks=callbacks,
+        verbose=verbose,
     )
-    eval_seconds = time.perf_counter() - start
-    save_model(model, unit_dir / "model.keras")
-    save_arrays(
-        unit_dir / "arrays.npz",
-        {
-            **arrays,
-            "snapshot_images": data.x_test[:N_SNAPSHOT],
-            "snapshot_epochs": np.array(sorted(recorder.snapshots)),
-            "snapshots": np.stack([recorder.snapshots[e] for e in sorted(recorder.snapshots)]),
-        },
-    )
-    return {
-        **scores,
-        **timing(recorder.epoch_seconds, len(data.x_train), train_seconds),
-        "eval_seconds": eval_seconds,
-        "train_mflop_per_sample": model.train_flops_per_sample() / 1e6,
-        "n_train": len(data.x_train),
-        "n_val": data.n_val,
-        "n_test": len(data.x_test),
-        "data_source": data.source,
-        "resumed_from_epoch": progress.resumed_from_epoch,
-        "status": "ok",
-    }
+    return {key: float(values[-1]) for key, values in history.history.items()}
+
+
+def _epoch_fit_data(config: UnitConfig, data: Dataset, x_train: Any, epoch: int) -> dict[str, Any]:
+    """``fit``'s data arguments for epoch ``epoch`` (0-based): the training images in
+    ``epoch_order``, ``x_train`` being those images from ``to_device`` (None for a
+    ``binarize`` dataset)."""
+    if data.binarize:  # binary images drawn afresh for every epoch, on the host
+        return {"x": epoch_images(data, config.seed, epoch), "batch_size": config.batch_size}
+    return epoch_data(x_train, epoch_order(config.seed, epoch, len(x_train)), config.batch_size)
 
 
 def training_callbacks(recorder: EpochRecorder) -> list[keras.callbacks.Callback]:
@@ -300,7 +257,11 @@ def build_model(
 
 
 def timing(epoch_seconds: list[float], n_train: int, train_seconds: float) -> dict[str, float]:
-    """Throughput from steady-state epochs; compile time as the first epoch's excess."""
+    """Throughput from steady-state epochs; compile time as the first epoch's excess.
+
+    ``epoch_seconds``: training seconds of each epoch; returns ``train_seconds``,
+    ``samples_per_sec`` (of ``n_train`` images per epoch) and ``compile_seconds``.
+    """
     steady = epoch_seconds[1:] or epoch_seconds
     per_epoch = float(np.median(steady))
     return {
@@ -308,71 +269,3 @@ def timing(epoch_seconds: list[float], n_train: int, train_seconds: float) -> di
         "samples_per_sec": n_train / per_epoch,
         "compile_seconds": max(0.0, epoch_seconds[0] - per_epoch) if len(epoch_seconds) > 1 else float("nan"),
     }
-
-
-def result_row(config: UnitConfig, outcome: dict[str, Any]) -> dict[str, Any]:
-    """A result row: the unit's settings, its model's resolved parameters (one column each,
-    and ``model_config``, all of them), its scores, ``stale`` (False: trained as configured)."""
-    cfg = config.to_dict()
-    version = cfg.pop("version")
-    for key in ("model_args", "code", "data"):
-        del cfg[key]
-    params = {k: v for k, v in config.model_config.items() if k not in cfg and k not in outcome}
-    return {**cfg, **params, **outcome, "vaebench_version": version, "stale": False,
-            "unit_id": config.unit_id}  # fmt: skip
-
-
-def completed(unit_dir: Path) -> dict[str, Any] | None:
-    """The unit's finished result row, or None unless it is complete.
-
-    Complete: a readable ``result.json`` of status ``ok`` for this very unit, and the unit's
-    other files beside it.
-    """
-    row = read_json_or_none(unit_dir / "result.json")
-    if not isinstance(row, dict) or row.get("status") != "ok" or row.get("unit_id") != unit_dir.name:
-        return None
-    return row if all((unit_dir / name).is_file() for name in UNIT_FILES) else None
-
-
-def run_unit(
-    config: UnitConfig,
-    data: Dataset,
-    units_dir: Path,
-    *,
-    force: bool,
-    verbose: int,
-    classifier: Callable[[], FeatureClassifier] | None = None,
-) -> dict[str, Any]:
-    """Train one unit unless it is complete; a failure becomes a ``failed`` row.
-
-    ``classifier`` returns the dataset's FD classifier; it is called only when the unit
-    trains, and before the unit seeds its own training, so a cached classifier and a freshly
-    trained one give the same results.
-    """
-    unit_dir = units_dir / config.unit_id
-    if not force and (row := completed(unit_dir)) is not None:
-        print(f"[skip] {config.unit_id}: already complete", flush=True)
-        return {**row, "stale": False}
-    print(f"[train] {config.unit_id}", flush=True)
-    # From here until a new result.json the unit is incomplete, whatever stops the run.
-    (unit_dir / "result.json").unlink(missing_ok=True)
-    (unit_dir / "traceback.txt").unlink(missing_ok=True)
-    if force:
-        clear_checkpoint(unit_dir)
-    try:
-        fd_classifier = classifier() if classifier is not None else None
-        outcome = train_unit(config, data, unit_dir, verbose=verbose, classifier=fd_classifier)
-    except (KeyboardInterrupt, UsageError):
-        raise
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}".strip()
-        hint = precision_record.failure_hint(config).get("hint")
-        print(f"[failed] {config.unit_id}: {message}" + (f" ({hint})" if hint else ""), file=sys.stderr, flush=True)
-        write_atomic(unit_dir / "traceback.txt", traceback.format_exc())
-        outcome = {"status": "failed", "error": message, **precision_record.failure_hint(config)}
-    # How an ``auto`` precision was chosen (written when the grid was planned).
-    row = result_row(config, {**outcome, **precision_record.unit_record(unit_dir)})
-    write_json(unit_dir / "result.json", row)
-    if row["status"] == "ok":
-        clear_checkpoint(unit_dir)
-    return row
