@@ -133,8 +133,8 @@ def _train_briefly(name: str, data: Dataset, images, jit: bool, **config) -> ker
 def trained_bernoulli(harness_jit):
     """A Bernoulli VAE trained briefly on binarized digits, and the binary test images."""
     data = _binary_digits()
-    images = lambda epoch: epoch_images(data, 0, epoch)  # noqa: E731
-    return _train_briefly("vae_bernoulli", data, images, harness_jit), data.x_test
+    model = _train_briefly("vae_bernoulli", data, lambda epoch: epoch_images(data, 0, epoch), harness_jit)
+    return model, data.x_test
 
 
 def _eight_bit_digits() -> Dataset:
