@@ -41,6 +41,11 @@ def test_the_environment_variable_fixes_auto_without_measuring(monkeypatch, tmp_
     config = UnitConfig("ae", "digits", 0, 1, 4, 32, None, None, "tensorflow", precision="auto")
     chosen, record = AutoPrecision(tmp_path, "tensorflow", tmp_path, FAST_CPU, verbose=False).choose(config, (8, 8, 1))
     assert chosen.precision == "mixed_bfloat16" and record["precision_chosen_by"] == autoprecision.AUTO_ENV
+    # float32 suits every model: it is chosen without building one.
+    monkeypatch.setenv(autoprecision.AUTO_ENV, "float32")
+    monkeypatch.setattr("benchmark.running.identity.build_model", lambda *a, **k: pytest.fail("built"))
+    chosen, record = AutoPrecision(tmp_path, "tensorflow", tmp_path, FAST_CPU, verbose=False).choose(config, (8, 8, 1))
+    assert chosen.precision == "float32" and record["precision_note"] == f"{autoprecision.AUTO_ENV}=float32"
 PLUGIN = "fp32_weight_plugin"
 
 #: A plugin in the style of the keras.io examples: its call adds a fixed float32 weight (a

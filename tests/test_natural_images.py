@@ -187,7 +187,7 @@ class CountingImages(ImageArray):
 
 
 @pytest.mark.backend
-def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path, monkeypatch):
+def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path, monkeypatch, harness_jit):
     """No step holds the whole training split as float32: training, the validation losses and
     the scores read it in batches (the latent classifiers in a subset of fixed size)."""
     import keras
@@ -205,7 +205,7 @@ def test_training_and_scoring_read_the_training_split_a_batch_at_a_time(tmp_path
     data = hold_out_validation(Dataset("synthetic", CountingImages(raw, reads), rng.integers(0, 10, 400),
                                        raw[:40] / np.float32(255), rng.integers(0, 10, 40), source="test"))  # fmt: skip
     config = UnitConfig("vae_mse", "synthetic", 0, epochs=1, latent_dim=4, batch_size=32, train_limit=None,
-                        test_limit=None, backend=keras.backend.backend())  # fmt: skip
+                        test_limit=None, backend=keras.backend.backend(), jit=harness_jit)  # fmt: skip
     row = unit.train_unit(config, data, tmp_path / "unit", verbose=0)
     assert row["status"] == "ok" and row["n_train"] == 360 and row["n_val"] == 40
     assert reads and max(reads) <= 64  # batches of 32, the classifiers' subset of 64

@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 pytestmark = pytest.mark.backend
 
 
-def test_readme_variant_registers_trains_and_saves(monkeypatch, tmp_path):
+def test_readme_variant_registers_trains_and_saves(monkeypatch, tmp_path, harness_jit):
     section = README.read_text().split("## Adding a variant", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
@@ -24,7 +24,7 @@ def test_readme_variant_registers_trains_and_saves(monkeypatch, tmp_path):
 
     assert "vae_laplace" in registry.list_models()
     model = registry.create_model("vae_laplace", (8, 8, 1), latent_dim=3, seed=0, scale=0.2)
-    model.compile(optimizer=model.make_optimizer(), jit_compile=True)
+    model.compile(optimizer=model.make_optimizer(), jit_compile=harness_jit)
     x = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
     history = model.fit(x, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][-1]) and history.history["nll"][-1] > 0

@@ -99,9 +99,11 @@ def test_ctrl_c_writes_the_tables_of_complete_units_and_exits_130(
 
 
 def stub_training(monkeypatch: pytest.MonkeyPatch, fake_train: Callable[..., dict]) -> None:
-    """Replace training, the FD classifier and the HTML report (the fake units have no arrays)."""
+    """Replace training, the FD classifier, the control sets and the HTML report (the fake
+    units have no arrays)."""
     monkeypatch.setattr(unit, "train_unit", fake_train)
     monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
+    monkeypatch.setattr("benchmark.controls_command.score_controls", lambda config, quiet: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
 
 
@@ -151,12 +153,12 @@ def crash_at_epoch(epoch: int) -> Callable:
 
 
 def test_unit_resumed_from_a_checkpoint_matches_an_uninterrupted_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harness_jit: bool
 ) -> None:
     """Stopped after its second of three epochs and resumed, a VAE (whose noise generator's
     state must come back too) reaches the uninterrupted unit's scores, logs and snapshots."""
     config = UnitConfig("vae_mse", "digits", 0, epochs=3, latent_dim=4, batch_size=64, train_limit=512,
-                        test_limit=128, backend=keras.backend.backend())  # fmt: skip
+                        test_limit=128, backend=keras.backend.backend(), jit=harness_jit)  # fmt: skip
     data = load_digits().subset(512, 128)
     whole = unit.train_unit(config, data, tmp_path / "whole", verbose=0, checkpoint_seconds=0)
 

@@ -36,6 +36,14 @@ def test_matmul_throughput_is_the_flop_count_over_the_measured_time():
     assert environment.matmul_gflops(n=64, repeats=4, clock=lambda: next(ticks)) == pytest.approx(2 * 64**3 * 4 / 0.5 / 1e9)
 
 
+def test_matmul_repeats_by_default_fill_a_round_of_the_given_length():
+    """One product timed at 0.5 s (the fake clock's step) and rounds of 1.2 s: 3 products a
+    round, each round read as 0.5 s, so 3 x 2 * 64^3 FLOPs per 0.5 s."""
+    ticks = iter(np.arange(0.0, 100.0, 0.5))
+    measured = environment.matmul_gflops(n=64, clock=lambda: next(ticks), round_seconds=1.2)
+    assert measured == pytest.approx(2 * 64**3 * 3 / 0.5 / 1e9)
+
+
 #: Float32 FLOPs per cycle per CPU core, at most: two 512-bit FMA units (2 x 16 lanes x 2).
 PEAK_FLOPS_PER_CYCLE = 64
 #: Clock rate no CPU core exceeds, GHz; and float32 GFLOP/s no single GPU reaches (an H200
@@ -70,21 +78,24 @@ def test_speed_benchmark_writes_its_table(tmp_path, capsys):
 
 
 @pytest.mark.backend
-def test_speed_benchmark_compares_configurations_with_the_baseline(tmp_path, capsys):
+def test_speed_benchmark_compares_configurations_with_the_baseline(tmp_path, capsys, harness_jit):
+    # The compile path a run takes here (graph mode on a TensorFlow CPU, XLA on JAX, where
+    # ``--no-jit`` would run op by op).
     argv = ["--models", "ae", "--steps", "3", "--batch-size", "16", "--no-score", "--repeats", "2",
-            "--precision", "auto,float32,mixed_bfloat16", "--no-jit", "--steps-per-execution", "2"]  # fmt: skip
+            "--precision", "auto,float32,mixed_bfloat16", "--jit", "auto", "--steps-per-execution", "2"]  # fmt: skip
     assert speed.main([*argv, "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "speed.csv")
     # float32 + XLA, one step per call (the baseline) is always measured, and listed first.
     configs = list(zip(table["precision_requested"], table["jit"], table["steps_per_execution"], strict=True))
-    assert configs == [("float32", True, 1), ("auto", False, 2), ("float32", False, 2), ("mixed_bfloat16", False, 2)]
+    jit = harness_jit
+    assert configs == [("float32", True, 1), ("auto", jit, 2), ("float32", jit, 2), ("mixed_bfloat16", jit, 2)]
     assert table["ratio_to_baseline"].iloc[0] == 1.0 and (table["repeats"] == 2).all()
     # auto is resolved as a run resolves it, and says how.
     auto = table.iloc[1]
     assert auto["precision"] in ("float32", "mixed_bfloat16") and isinstance(auto["auto_note"], str)
     assert table["eval_seconds"].isna().all() and np.isfinite(table["final_loss"]).all()
     out = capsys.readouterr().out
-    assert "| bfloat16, graph, 2 steps/call |" in out and "(1.00x)" in out
+    assert f"| bfloat16, {'XLA' if jit else 'graph'}, 2 steps/call |" in out and "(1.00x)" in out
     assert f"auto chose {auto['precision']}" in out and "against the faster" in out
 
 

@@ -111,10 +111,12 @@ def fake_train(trained: list[str]):
 
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Training, the FD classifier and the report replaced; returns the trained unit ids."""
+    """Training, the FD classifier, the control sets and the report replaced; returns the
+    trained unit ids."""
     trained: list[str] = []
     monkeypatch.setattr("benchmark.running.unit.train_unit", fake_train(trained))
     monkeypatch.setattr("benchmark.running.driver.load_or_train", lambda *args: None)
+    monkeypatch.setattr("benchmark.controls_command.score_controls", lambda config, quiet: None)
     monkeypatch.setattr("benchmark.reporting.report.write_report", lambda *args, **kwargs: "report.html")
     return trained
 

@@ -274,14 +274,14 @@ def test_save_and_load_keep_weights_config_and_optimizer_state(trained, tmp_path
 
 
 @pytest.mark.backend
-def test_a_non_finite_loss_fails_the_unit(tmp_path):
+def test_a_non_finite_loss_fails_the_unit(tmp_path, harness_jit):
     x = images(32)
     x[5, 2, 2, 0] = np.nan
     y = np.zeros(32, dtype="int64")
     data = Dataset("digits", x, y, x[:8], y[:8], "test")
     config = UnitConfig(
         model="vae_gan", dataset="digits", seed=0, epochs=2, latent_dim=4, batch_size=8,
-        train_limit=None, test_limit=None, backend=keras.backend.backend(),
+        train_limit=None, test_limit=None, backend=keras.backend.backend(), jit=harness_jit,
     )  # fmt: skip
     with pytest.raises(NonFiniteLoss, match="non-finite"):
         train_unit(config, data, tmp_path / "unit", verbose=0)

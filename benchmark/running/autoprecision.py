@@ -250,6 +250,10 @@ class AutoPrecision:
         can_win, why_not = bfloat16_can_win(self.device)
         if not can_win:
             return FLOAT32, {**base, "precision_chosen_by": "device", "precision_note": why_not}
+        fixed = os.environ.get(AUTO_ENV, "").strip()
+        by_env = {**base, "precision_chosen_by": AUTO_ENV, "precision_note": f"{AUTO_ENV}={fixed}"}
+        if fixed == FLOAT32:  # every model runs in float32: nothing to build or check
+            return FLOAT32, by_env
         from benchmark.running.identity import build_model
 
         with preserved_random_state():
@@ -258,9 +262,8 @@ class AutoPrecision:
             note = (f"{type(plain).__name__} (a plugin) does not declare supports_bfloat16 = True: "
                     "built in float32")  # fmt: skip
             return FLOAT32, {**base, "precision_chosen_by": "plugin", "precision_note": note}
-        fixed = os.environ.get(AUTO_ENV, "").strip()
-        if fixed in (FLOAT32, BFLOAT16):
-            return fixed, {**base, "precision_chosen_by": AUTO_ENV, "precision_note": f"{AUTO_ENV}={fixed}"}
+        if fixed == BFLOAT16:
+            return BFLOAT16, by_env
         cached = (read_json_or_none(self.cache_path) or {}).get(key)
         if isinstance(cached, dict) and cached.get("precision") in (FLOAT32, BFLOAT16):
             return cached["precision"], {**base, "precision_chosen_by": "cached measurement",

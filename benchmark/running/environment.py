@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -19,14 +20,26 @@ PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "tensorflow-datasets", "nump
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10, clock: Callable[[], float] = time.perf_counter) -> float:
+def matmul_gflops(
+    n: int = 2048,
+    repeats: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    round_seconds: float = 0.1,
+) -> float:
     """Measured float32 matrix-multiply throughput of the active backend, GFLOP/s: ``repeats``
-    chained (n, n) products, 2 n^3 FLOPs each, best of 3, timed with ``clock`` (seconds)."""
+    chained (n, n) products, 2 n^3 FLOPs each, best of 3 rounds, timed with ``clock``
+    (seconds). By default ``repeats`` is what makes a round last about ``round_seconds``,
+    from the time of one product (1 to 1,000): a fixed count is needlessly long on a CPU
+    (10 products took 1.2 s of every run here) and too short to time on a GPU."""
     import numpy as np
     from keras import ops
 
     a = ops.convert_to_tensor(np.random.default_rng(0).random((n, n), dtype=np.float32))
     ops.convert_to_numpy(ops.matmul(a, a))  # warm-up (and compile, on JAX)
+    if repeats is None:
+        start = clock()
+        ops.convert_to_numpy(ops.matmul(a, a))
+        repeats = int(min(1000, max(1, math.ceil(round_seconds / max(clock() - start, 1e-9)))))
     best = float("inf")
     for _ in range(3):
         start = clock()
