@@ -30,7 +30,7 @@ def matmul_gflops(
     chained (n, n) products, 2 n^3 FLOPs each, best of 3 rounds, timed with ``clock``
     (seconds). By default ``repeats`` is what makes a round last about ``round_seconds``,
     from the time of one product (1 to 1,000): a fixed count is needlessly long on a CPU
-    (10 products took 1.2 s of every run here) and too short to time on a GPU."""
+    (10 products took 1.2 s of every run on a 2-core CPU) and too short to time on a GPU."""
     import numpy as np
     from keras import ops
 
