@@ -32,6 +32,7 @@ from benchmark.data.datasets import (
 )
 from benchmark.data.tfds_images import TFDS_IMAGES
 from benchmark.errors import UsageError, did_you_mean
+from benchmark.interrupts import interruptible
 
 # NATIVE_NOISE is re-exported: it was defined here, and callers import it from here.
 from benchmark.native_output import (  # noqa: F401
@@ -334,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_reporting_errors(args: argparse.Namespace, argv: list[str], prog: str) -> int:
     """``run``, with bad input and Ctrl-C turned into a line on stderr and an exit status."""
     try:
-        return run(args, argv)
+        with interruptible():
+            return run(args, argv)
     except (UsageError, OSError) as exc:
         # OSError: a path the system refuses (too long, unreadable) or a full disk; its
         # message names the file, and a traceback would add nothing for the user.

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers from the bottom; a module belongs to the first entry whose name it starts with.
 LAYERS = (
-    ("benchmark.errors", "benchmark.io", "benchmark.native_output", "benchmark.plugins"),
+    ("benchmark.errors", "benchmark.interrupts", "benchmark.io", "benchmark.native_output", "benchmark.plugins"),
     ("benchmark.data",),
     ("models",),
     ("benchmark.running.config", "benchmark.running.device", "benchmark.running.identity",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from background_runs import start, wait_for
+from test_interrupts import sigint_inside_a_gc_callback
 
 from benchmark.cli import main
 from benchmark.data.datasets import load_digits
@@ -135,6 +136,32 @@ def test_interrupted_grid_tables_also_list_units_complete_from_before(
     assert "run_all.py: interrupted" in capsys.readouterr().err
     results = pd.read_csv(tmp_path / "results.csv")
     assert sorted(results["seed"]) == [0, 2] and set(results["status"]) == {"ok"}
+
+
+
+def test_a_ctrl_c_that_python_dropped_still_stops_the_grid_after_the_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """SIGINT lands in a gc callback during unit 2 of 3 (Python prints and drops its
+    exception, as in JAX's hook): the grid stops before unit 3, exits 130 and keeps 1 and 2."""
+    calls: list[int] = []
+
+    def fake_train(config: UnitConfig, data, unit_dir: Path, **kwargs) -> dict:
+        calls.append(config.seed)
+        if config.seed == 1:
+            sigint_inside_a_gc_callback()
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        for name in unit.UNIT_FILES[:-1]:
+            (unit_dir / name).write_text("x")
+        return {"recon_mse": 0.1 + config.seed, "status": "ok"}
+
+    stub_training(monkeypatch, fake_train)
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)
+    argv = ["--preset", "smoke", "--models", "ae", "--seeds", "3", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    assert calls == [0, 1]
+    assert "run_all.py: interrupted" in capsys.readouterr().err
+    assert sorted(pd.read_csv(tmp_path / "results.csv")["seed"]) == [0, 1]
 
 
 # -- checkpoints ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from benchmark.interrupts import raise_if_interrupted
 from benchmark.io import run_lock, write_json
 from benchmark.native_output import quiet_native_stderr
 from benchmark.running import precision_record
@@ -104,6 +105,7 @@ def run_serial(
 
     rows = []
     for i, p in enumerate(plan, 1):
+        raise_if_interrupted()
         print(f"[{i}/{len(plan)}] {p.label}", flush=True)
         reused = p.reused(run)
         if reused is not None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.interrupts import raise_if_interrupted
 from benchmark.io import write_json
 from benchmark.running.checkpoints import CHECKPOINT_SECONDS_ENV
 from benchmark.running.config import RunConfig, UnitConfig
@@ -82,6 +83,7 @@ def run_parallel(
         # small units running side by side rather than one large unit alone.
         queue.sort(key=lambda item: (work[item[1].config.unit_id], -item[0]))  # popped from the end
         while queue or progress.started:
+            raise_if_interrupted()
             changed = False
             for ended in executor.poll():
                 row = settle(ended)

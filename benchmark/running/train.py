@@ -34,6 +34,7 @@ import pandas as pd
 
 import models
 from benchmark.data.dataset import Dataset, binarize
+from benchmark.interrupts import raise_if_interrupted
 from benchmark.io import write_atomic
 from benchmark.running.checkpoints import Progress, checkpoint_interval, resume, save_checkpoint
 from benchmark.running.config import UnitConfig
@@ -60,6 +61,14 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             where = f"epoch {self._epoch + 1}, batch {batch + 1}"
             raise NonFiniteLoss(f"non-finite loss ({float(loss)}) at {where}")
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises ``KeyboardInterrupt`` after a batch if Ctrl-C arrived during it, even where
+    Python dropped the exception (``benchmark.interrupts``)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_interrupted()
 
 
 class KeepStateThroughValidation(keras.callbacks.Callback):
@@ -225,7 +234,7 @@ def _epoch_fit_data(config: UnitConfig, data: Dataset, x_train: Any, epoch: int)
 def training_callbacks(recorder: EpochRecorder) -> list[keras.callbacks.Callback]:
     """The callbacks of a unit's ``fit``, ``recorder`` first; also those of every timing of
     training (``benchmark.running.timing``), which thus pays what a unit pays."""
-    return [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopAfterOneEpoch()]
+    return [recorder, KeepStateThroughValidation(), NonFiniteGuard(), StopOnInterrupt(), StopAfterOneEpoch()]
 
 
 def build_model(

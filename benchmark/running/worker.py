@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.interrupts import interruptible
+
 #: The unit's output (the worker's stdout and stderr), in its folder, appended to by every try.
 LOG_NAME = "worker.log"
 
@@ -148,10 +150,6 @@ def _stop_with_parent() -> None:
         raise KeyboardInterrupt
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def work(job: Job) -> None:
     """Train and score the unit of ``job`` (``unit.run_unit``); writes its ``result.json``,
     ``failed`` with the reason when the unit cannot run here."""
@@ -187,7 +185,11 @@ def work(job: Job) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _interrupt)
+    with interruptible((signal.SIGINT, signal.SIGTERM)):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     job = Job.from_json(sys.stdin.read())
     if argv[:1] != [job.unit_id]:
         print(f"usage: python -m benchmark.running.worker {job.unit_id} < job.json", file=sys.stderr)
