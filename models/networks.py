@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from models.conv_transpose import Conv2DTranspose
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -97,8 +99,8 @@ def build_decoder(
     # The encoder's convolutions in reverse; the last one outputs the logits at full size.
     out_channels = [*reversed(net.filters[: steps - 1]), channels] if steps else [channels]
     for filters in out_channels[:-1]:
-        x = layers.Conv2DTranspose(filters, net.kernel, strides=2, padding="same", activation="relu")(x)
-    logits = layers.Conv2DTranspose(
+        x = Conv2DTranspose(filters, net.kernel, strides=2, padding="same", activation="relu")(x)
+    logits = Conv2DTranspose(
         channels, net.kernel, strides=2 if steps else 1, padding="same", name="logits"
     )(x)
     return keras.Model(inputs, logits, name=name)
