@@ -8,10 +8,12 @@ import os
 import signal
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from benchmark.interrupts import interruptible, raise_if_interrupted
-from benchmark.running.train import StopOnInterrupt
+from benchmark.running.train import EpochRecorder, StopOnInterrupt, training_callbacks
 
 
 def sigint_inside_a_gc_callback() -> None:
@@ -52,3 +54,23 @@ def test_the_previous_handler_is_restored_and_nothing_is_remembered_without_a_si
             sum(range(1000))
     assert signal.getsignal(signal.SIGTERM) is before
     raise_if_interrupted()
+
+
+def test_a_unit_fit_stops_after_the_batch_in_which_the_signal_was_dropped() -> None:
+    """The callbacks of a unit's ``fit`` (``training_callbacks``) check after every batch."""
+    batches: list[int] = []
+
+    class DropASigintInBatchTwo(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches.append(batch)
+            if batch == 1:
+                sigint_inside_a_gc_callback()
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    callbacks = [DropASigintInBatchTwo(), *training_callbacks(EpochRecorder(np.zeros((1, 2)), set()))]
+    with interruptible(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "unraisablehook", lambda unraisable: None)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(np.zeros((40, 2)), np.zeros((40, 1)), batch_size=4, epochs=1, verbose=0, callbacks=callbacks)
+    assert batches == [0, 1]
