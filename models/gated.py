@@ -1,7 +1,7 @@
 """An RMSprop that skips a step whose gradient is exactly zero, for the VAE-GAN's gated parts.
 
 The VAE-GAN's equilibrium gate switches a part off for a step by multiplying its loss by 0
-inside ``compute_loss``, so the part's gradient is exactly zero on that step. A plain
+(``VAEGAN.part_losses``), so the part's gradient is exactly zero on that step. A plain
 RMSprop would still run the step: the weights stay put (the step is ``lr * g / sqrt(v +
 eps)``), but the running mean of squared gradients ``v`` decays by ``rho`` and the iteration
 count advances, so the first step after the gate reopens is larger than a normal one (about

@@ -22,11 +22,14 @@ only reach its own part. A part that a loss must not train is called through
 ``stateless_call`` with ``ops.stop_gradient`` on its weights (``frozen`` below): the loss
 still flows through it to its inputs, never into its weights. Where a loss must not flow
 back further, its input is stopped. This works unchanged on every backend, because each
-backend's own train step differentiates ``compute_loss``; a custom train step would have to
-be written twice (a tape for TensorFlow, a pure function for JAX) for the same result.
-Passes of one network under one routing run as one call on their inputs concatenated
-along the batch (the discriminator normalizes each image on its own, so no image affects
-another's output): fewer, larger kernels than separate calls, with the same values.
+backend's own train step differentiates ``compute_loss``. Passes of one network under one
+routing run as one call on their inputs concatenated along the batch (the discriminator
+normalizes each image on its own, so no image affects another's output).
+
+``compute_loss`` is the definition, and what trains on every backend but TensorFlow. There
+the frozen passes repeat forward passes of the live ones, which graph mode does not merge,
+so TensorFlow trains with ``models.vae_gan_step``: one pass of each network and one
+gradient per part, the same gradients with less work.
 
 The three parts have their own RMSprop optimizers, combined in one
 ``keras.optimizers.MultiOptimizer`` (see ``make_optimizer``) so that the compiled optimizer
@@ -49,6 +52,7 @@ from models.networks import build_decoder, build_discriminator, build_encoder
 from models.precision import as_float32
 from models.registry import register_model
 from models.vae import GaussianPosterior
+from models.vae_gan_step import live, one_pass_train_step
 
 #: The three sub-networks, each trained by its own optimizer on its own loss.
 PARTS = ("encoder", "decoder", "discriminator")
@@ -69,11 +73,6 @@ def frozen(network: keras.Model, inputs):
         weights, [v.value for v in network.non_trainable_variables], inputs
     )
     return keras.tree.map_structure(as_float32, outputs)
-
-
-def live(network: keras.Model, inputs):
-    """``network(inputs, training=True)``, outputs in float32 for the losses."""
-    return keras.tree.map_structure(as_float32, network(inputs, training=True))
 
 
 def bce_real(logit):
@@ -332,15 +331,23 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         dec_features = ops.split(features, 2)[0]
         dec_tilde_logit, dec_prior_logit = ops.split(logits, 2)
 
-        if self.generator_loss == "minimax":
-            generator = -(bce_fake(dec_tilde_logit) + bce_fake(dec_prior_logit))
-        else:
-            generator = bce_real(dec_tilde_logit) + bce_real(dec_prior_logit)
         return {
             "kl": gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"]),
             # L_llike without its constant 0.5 * D * log(2 pi), which has no gradient.
             "llike_enc": 0.5 * squared_error(target, enc_features),
             "llike_dec": 0.5 * squared_error(target, dec_features),  # the same value
+            **self.game_terms(real_logit, tilde_logit, prior_logit, dec_tilde_logit, dec_prior_logit),
+        }
+
+    def game_terms(self, real_logit, tilde_logit, prior_logit, gen_tilde_logit, gen_prior_logit):
+        """The adversarial terms of ``loss_terms`` from the discriminator's logits, each (batch, 1):
+        on real images, x~ and x_p for L_GAN ("gan"), and on x~ and x_p for the decoder's
+        "generator" term (the same values, through frozen weights in ``loss_terms``)."""
+        if self.generator_loss == "minimax":
+            generator = -(bce_fake(gen_tilde_logit) + bce_fake(gen_prior_logit))
+        else:
+            generator = bce_real(gen_tilde_logit) + bce_real(gen_prior_logit)
+        return {
             "generator": generator,
             # One real and two fakes per image, as in the paper (the authors' code weighs
             # real and generated images equally instead).
@@ -352,7 +359,14 @@ class VAEGAN(GaussianPosterior, Autoencoder):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Sum of the encoder's, decoder's and discriminator's losses (batch means), each
         reaching only its part; the gate zeroes the decoder's or the discriminator's."""
-        terms = self.loss_terms(x, y_pred)
+        losses = self.part_losses(self.loss_terms(x, y_pred))
+        # A gated part gets a zero gradient. 0 * NaN is NaN: a diverged loss still shows.
+        return losses["encoder"] + losses["decoder"] + losses["discriminator"]
+
+    def part_losses(self, terms: dict[str, Any]) -> dict[str, Any]:
+        """Each part's loss (a scalar, the batch mean) from ``loss_terms``, keyed by ``PARTS``:
+        the decoder's and the discriminator's multiplied by their gate factor (0 or 1). Also
+        updates the logged metrics."""
         real_logit, fake_logits = terms["real_logit"], terms["fake_logits"]
         enc_loss = ops.mean(self.beta * terms["kl"] + terms["llike_enc"])
         dec_loss = ops.mean(self.gamma * terms["llike_dec"] + terms["generator"])
@@ -372,8 +386,15 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         t["dis_acc_fake"].update_state(ops.cast(fake_logits < 0, "float32"))
         t["dec_updates"].update_state(dec_on)
         t["dis_updates"].update_state(dis_on)
-        # A gated part gets a zero gradient. 0 * NaN is NaN: a diverged loss still shows.
-        return enc_loss + dec_on * dec_loss + dis_on * dis_loss
+        return {"encoder": enc_loss, "decoder": dec_on * dec_loss, "discriminator": dis_on * dis_loss}
+
+    def train_step(self, *args):
+        # On TensorFlow, whose graph optimizer does not merge the routed sum's repeated
+        # forward passes: one pass of each network and one gradient per part, the same
+        # gradients with less work (``models.vae_gan_step``).
+        if keras.backend.backend() == "tensorflow":
+            return one_pass_train_step(self, *args)
+        return super().train_step(*args)
 
     def gate(self, real_cost, fake_cost):
         """(decoder, discriminator) update factors, 0.0 or 1.0, from the discriminator's mean

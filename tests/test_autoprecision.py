@@ -19,7 +19,7 @@ import pytest
 
 from benchmark.data.datasets import load_digits
 from benchmark.io import read_json, write_json
-from benchmark.running import autoprecision, precision_record
+from benchmark.running import autoprecision, identity, precision_record
 from benchmark.running.autoprecision import AutoPrecision, decide
 from benchmark.running.config import UnitConfig
 from benchmark.running.device import Device
@@ -182,6 +182,22 @@ def test_a_measured_choice_is_cached_per_machine_model_and_batch_size(tmp_path, 
         ("ae", 32), ("vae_mse", 32), ("vae_mse", 64)
     ]  # fmt: skip
     assert all(k["machine"]["bf16_flags"] == ["avx512_bf16"] for k in keys)
+
+
+def test_a_change_to_the_model_code_measures_again(tmp_path, measured, monkeypatch):
+    """The cached choice is the model's code's: a new train step may change which precision
+    is faster."""
+
+    def choose():
+        auto = AutoPrecision(tmp_path / "run", "tensorflow", tmp_path / "cache", FAST_CPU, verbose=False)
+        return auto.choose(unit(), (8, 8, 1))[1]["precision_chosen_by"]
+
+    assert choose() == "measured" and choose() == "cached measurement"
+    real = identity.code_fingerprint
+    monkeypatch.setattr(identity, "code_fingerprint", lambda name, model: {**real(name, model), "x.py": "changed"})
+    assert choose() == "measured" and len(measured) == 2
+    keys = [json.loads(k)["unit"]["code"] for k in read_json(tmp_path / "cache" / autoprecision.CACHE_FILE)]
+    assert len(keys) == 2 and all("models/vae_mse.py" in code for code in keys)
 
 
 def test_an_earlier_unit_keeps_its_precision_whatever_a_new_measurement_says(tmp_path, measured):

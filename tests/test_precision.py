@@ -216,11 +216,16 @@ def test_epoch_data_gives_the_batches_of_the_ordered_images():
     x = np.arange(10 * 4, dtype="float32").reshape(10, 2, 2, 1)
     order = np.random.default_rng(0).permutation(10)
     fit_args = epoch_data(to_device(x), order, 4)
-    assert keeps_data_on_device(keras.backend.backend()) == ("batch_size" not in fit_args)
-    if "batch_size" in fit_args:
-        np.testing.assert_array_equal(fit_args["x"], x[order])
-        return
-    batches = [keras.ops.convert_to_numpy(fit_args["x"][i][0]) for i in range(len(fit_args["x"]))]
+    fed = fit_args["x"]
+    assert keeps_data_on_device(keras.backend.backend()) == isinstance(fed, DeviceBatches)
+    if isinstance(fed, DeviceBatches):
+        batches = [keras.ops.convert_to_numpy(fed[i][0]) for i in range(len(fed))]
+    elif "batch_size" in fit_args:  # an array, which Keras slices without tf.data
+        assert keras.backend.backend() != "tensorflow"
+        batches = [fed[i : i + 4] for i in range(0, len(fed), 4)]
+    else:  # TensorFlow: a tf.data pipeline that does not tune itself (array_batches)
+        assert fed.options().autotune.enabled is False
+        batches = [np.asarray(batch) for batch in fed]
     assert [len(b) for b in batches] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(batches), x[order])
 

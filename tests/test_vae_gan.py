@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import models
+import models.vae_gan as vae_gan_module
 from benchmark.data.dataset import Dataset
 from benchmark.data.datasets import load_dataset
 from benchmark.running.config import UnitConfig
@@ -20,6 +21,7 @@ from benchmark.scoring import metrics
 from models.networks import build_discriminator
 from models.precision import dtype_policy
 from models.vae_gan import PARTS, VAEGAN
+from models.vae_gan_step import one_pass_train_step, part_gradients
 
 SHAPE = (8, 8, 1)
 
@@ -131,6 +133,53 @@ def test_the_training_loss_trains_every_part():
     x = images()
     sizes = gradient_sizes(model, lambda: model.compute_loss(x, None, model(x, training=True)))
     assert all(sizes[part] > 0 for part in PARTS), sizes
+
+
+def routed_and_one_pass_gradients(model: VAEGAN, x) -> tuple[list, list, list]:
+    """(variables, gradients of the routed ``compute_loss``, gradients of the TensorFlow step's
+    ``part_gradients``), both from the same noise."""
+    import tensorflow as tf
+
+    noise = np.array(model.noise.state)
+    fast, variables, _, _ = part_gradients(model, x)
+    model.noise.state.assign(noise)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x, None, model(x, training=True))
+    return variables, tape.gradient(loss, variables), fast
+
+
+@pytest.mark.parametrize("config", [{"margin": None}, {"generator_loss": "minimax", "feature_layer": 1}])
+def test_the_tensorflow_step_takes_the_gradients_of_the_routed_sum(config):
+    """``vae_gan_step``, which trains on TensorFlow (one pass of each network, a gradient per
+    part), gives every weight the gradient of ``compute_loss``, the routed definition."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the one-pass step is TensorFlow's")
+    model = make_model(**config)
+    x = images()
+    variables, routed, fast = routed_and_one_pass_gradients(model, x)
+    assert len(variables) == len(model.trainable_variables)
+    for variable, expected, got in zip(variables, routed, fast, strict=True):
+        expected = np.zeros(variable.shape) if expected is None else np.asarray(expected)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5 * scale, err_msg=variable.path)
+    assert all(np.abs(np.asarray(g)).max() > 0 for g in fast[-2:]), "the discriminator was not trained"
+
+
+def test_fit_on_tensorflow_trains_with_the_one_pass_step(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the one-pass step is TensorFlow's")
+    calls = []
+
+    def spy(model, data):
+        calls.append(model)
+        return one_pass_train_step(model, data)
+
+    monkeypatch.setattr(vae_gan_module, "one_pass_train_step", spy)
+    model = make_model()
+    logs = model.fit(images(16), batch_size=8, epochs=1, verbose=0).history
+    assert calls and all(m is model for m in calls)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+    assert np.isfinite(logs["loss"]).all() and logs["enc_loss"][0] > 0
 
 
 # -- the equilibrium gate --------------------------------------------------------------------

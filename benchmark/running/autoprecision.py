@@ -167,12 +167,15 @@ def machine_key(device: Device, backend: str) -> dict[str, Any]:
             "backend": f"{backend} {version}".strip(), "keras": keras.__version__}  # fmt: skip
 
 
-def cache_key(config: UnitConfig, image_shape: tuple[int, ...], machine: dict[str, Any]) -> str:
+def cache_key(config: UnitConfig, image_shape: tuple[int, ...], machine: dict[str, Any],
+              code: dict[str, str] | None = None) -> str:  # fmt: skip
     """The cache's key of ``config``'s decision: the machine, the model and its settings,
-    the batch size, the image shape and the compile settings; not the seed or the data."""
+    the batch size, the image shape, the compile settings and the model's ``code``
+    (``identity.code_fingerprint``: a change to the model's code, its train step included,
+    may change which precision is faster); not the seed or the data."""
     unit = {"model": config.model, "model_args": config.model_args, "latent_dim": config.latent_dim,
             "batch_size": config.batch_size, "image_shape": list(image_shape), "jit": config.jit,
-            "steps_per_execution": config.steps_per_execution}  # fmt: skip
+            "steps_per_execution": config.steps_per_execution, "code": code}  # fmt: skip
     return json.dumps({"machine": machine, "unit": unit}, sort_keys=True, default=str)
 
 
@@ -236,16 +239,14 @@ class AutoPrecision:
         if earlier is not None:
             record = {**earlier, "precision_chosen_by": "earlier unit"}
             return dataclasses.replace(config, precision=record.pop("precision")), record
-        machine = machine_key(self.device, self.backend)
-        key = cache_key(config, image_shape, machine)
+        # Within a run the code cannot change: the key leaves it out.
+        key = cache_key(config, image_shape, machine_key(self.device, self.backend))
         if key not in self._decided:
-            self._decided[key] = self._decide(config, image_shape, key)
+            self._decided[key] = self._decide(config, image_shape)
         precision, record = self._decided[key]
         return dataclasses.replace(config, precision=precision), dict(record)
 
-    def _decide(
-        self, config: UnitConfig, image_shape: tuple[int, ...], key: str
-    ) -> tuple[str, dict[str, Any]]:
+    def _decide(self, config: UnitConfig, image_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
         base = {"precision_requested": AUTO, "precision_auto_ratio": None}
         can_win, why_not = bfloat16_can_win(self.device)
         if not can_win:
@@ -254,7 +255,7 @@ class AutoPrecision:
         by_env = {**base, "precision_chosen_by": AUTO_ENV, "precision_note": f"{AUTO_ENV}={fixed}"}
         if fixed == FLOAT32:  # every model runs in float32: nothing to build or check
             return FLOAT32, by_env
-        from benchmark.running.identity import build_model
+        from benchmark.running.identity import build_model, code_fingerprint
 
         with preserved_random_state():
             plain = build_model(config, image_shape)
@@ -264,6 +265,8 @@ class AutoPrecision:
             return FLOAT32, {**base, "precision_chosen_by": "plugin", "precision_note": note}
         if fixed == BFLOAT16:
             return BFLOAT16, by_env
+        machine = machine_key(self.device, self.backend)
+        key = cache_key(config, image_shape, machine, code_fingerprint(config.model, plain))
         cached = (read_json_or_none(self.cache_path) or {}).get(key)
         if isinstance(cached, dict) and cached.get("precision") in (FLOAT32, BFLOAT16):
             return cached["precision"], {**base, "precision_chosen_by": "cached measurement",

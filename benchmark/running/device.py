@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmark.data.batches import ImageBatches
+from benchmark.data.batches import ImageBatches, array_batches
 from benchmark.data.images import ImageArray
 from benchmark.running.config import JIT_CHOICES, PRECISION_CHOICES
 
@@ -167,18 +167,23 @@ def to_device(x: np.ndarray):
 
 
 def validation_data(x_val, batch_size: int):
-    """``fit``'s ``validation_data`` for the images ``x_val`` (None when there are none):
-    the array itself, or its batches for an ``ImageArray``."""
+    """``fit``'s ``validation_data`` for the images ``x_val`` (None when there are none), in
+    batches of ``batch_size``: an ``ImageArray``'s read a batch at a time, an array's from
+    ``array_batches`` (the array itself where that feeds it as such)."""
     if x_val is None:
         return None
-    return ImageBatches(x_val, batch_size) if isinstance(x_val, ImageArray) else (x_val,)
+    if isinstance(x_val, ImageArray):
+        return ImageBatches(x_val, batch_size)
+    batches = array_batches(x_val, batch_size)
+    return (batches["x"],) if "batch_size" in batches else batches["x"]
 
 
 def epoch_data(x, order: np.ndarray, batch_size: int) -> dict:
     """``fit`` arguments for one epoch of ``x`` (from ``to_device``) in ``order``: on the device,
-    a gather there and ``DeviceBatches``; else the reordered array and the batch size."""
+    a gather there and ``DeviceBatches``; else the batches of the reordered array
+    (``array_batches``)."""
     if isinstance(x, ImageArray):
         return {"x": ImageBatches(x, batch_size, order)}
     if isinstance(x, np.ndarray):
-        return {"x": x[order], "batch_size": batch_size}
+        return array_batches(x[order], batch_size)
     return {"x": DeviceBatches(keras.ops.take(x, order, axis=0), batch_size)}

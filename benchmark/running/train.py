@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 import models
+from benchmark.data.batches import array_batches
 from benchmark.data.dataset import Dataset, binarize
 from benchmark.interrupts import raise_if_interrupted
 from benchmark.io import write_atomic
@@ -227,7 +228,7 @@ def _epoch_fit_data(config: UnitConfig, data: Dataset, x_train: Any, epoch: int)
     ``epoch_order``, ``x_train`` being those images from ``to_device`` (None for a
     ``binarize`` dataset)."""
     if data.binarize:  # binary images drawn afresh for every epoch, on the host
-        return {"x": epoch_images(data, config.seed, epoch), "batch_size": config.batch_size}
+        return array_batches(epoch_images(data, config.seed, epoch), config.batch_size)
     return epoch_data(x_train, epoch_order(config.seed, epoch, len(x_train)), config.batch_size)
 
 

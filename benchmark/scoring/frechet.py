@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmark.data.batches import ImageBatches
+from benchmark.data.batches import ImageBatches, array_batches
 from benchmark.data.dataset import Dataset
 from benchmark.data.images import ImageArray
 from benchmark.io import save_model, waiting_lock, write_json
@@ -185,7 +185,7 @@ def predict(model: keras.Model, images) -> np.ndarray:
     batch at a time)."""
     if isinstance(images, ImageArray):
         return model.predict(ImageBatches(images, PREDICT_BATCH), verbose=0)
-    return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
+    return model.predict(**array_batches(images, PREDICT_BATCH), verbose=0)
 
 
 def cache_dir_for(out: Path) -> Path:
