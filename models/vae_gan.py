@@ -26,10 +26,10 @@ backend's own train step differentiates ``compute_loss``. Passes of one network 
 routing run as one call on their inputs concatenated along the batch (the discriminator
 normalizes each image on its own, so no image affects another's output).
 
-``compute_loss`` is the definition, and what trains on every backend but TensorFlow. There
-the frozen passes repeat forward passes of the live ones, which graph mode does not merge,
-so TensorFlow trains with ``models.vae_gan_step``: one pass of each network and one
-gradient per part, the same gradients with less work.
+``compute_loss`` is the definition. The frozen passes repeat forward passes of the live ones,
+which neither TensorFlow's graph mode nor XLA merges, so TensorFlow and JAX train with the
+steps of ``models.vae_gan_step``: one pass of each network and one gradient per part, the
+same gradients with less work. Other backends train on ``compute_loss``.
 
 The three parts have their own RMSprop optimizers, combined in one
 ``keras.optimizers.MultiOptimizer`` (see ``make_optimizer``) so that the compiled optimizer
@@ -52,10 +52,7 @@ from models.networks import build_decoder, build_discriminator, build_encoder
 from models.precision import as_float32
 from models.registry import register_model
 from models.vae import GaussianPosterior
-from models.vae_gan_step import live, one_pass_train_step
-
-#: The three sub-networks, each trained by its own optimizer on its own loss.
-PARTS = ("encoder", "decoder", "discriminator")
+from models.vae_gan_step import PARTS, TRAIN_STEPS, live
 
 #: Generator losses of the decoder: the paper's minimax ``-L_GAN``, or the non-saturating
 #: ``BCE(Dis(x~), real) + BCE(Dis(x_p), real)`` (Goodfellow et al., 2014).
@@ -389,12 +386,10 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         return {"encoder": enc_loss, "decoder": dec_on * dec_loss, "discriminator": dis_on * dis_loss}
 
     def train_step(self, *args):
-        # On TensorFlow, whose graph optimizer does not merge the routed sum's repeated
-        # forward passes: one pass of each network and one gradient per part, the same
-        # gradients with less work (``models.vae_gan_step``).
-        if keras.backend.backend() == "tensorflow":
-            return one_pass_train_step(self, *args)
-        return super().train_step(*args)
+        # One pass of each network and one gradient per part, the same gradients as the
+        # routed sum's with less work, where the backend has such a step (``vae_gan_step``).
+        step = TRAIN_STEPS.get(keras.backend.backend())
+        return super().train_step(*args) if step is None else step(self, *args)
 
     def gate(self, real_cost, fake_cost):
         """(decoder, discriminator) update factors, 0.0 or 1.0, from the discriminator's mean

@@ -21,7 +21,7 @@ from benchmark.scoring import metrics
 from models.networks import build_discriminator
 from models.precision import dtype_policy
 from models.vae_gan import PARTS, VAEGAN
-from models.vae_gan_step import one_pass_train_step, part_gradients
+from models.vae_gan_step import TRAIN_STEPS, jax_part_gradients, part_gradients
 
 SHAPE = (8, 8, 1)
 
@@ -136,28 +136,44 @@ def test_the_training_loss_trains_every_part():
 
 
 def routed_and_one_pass_gradients(model: VAEGAN, x) -> tuple[list, list, list]:
-    """(variables, gradients of the routed ``compute_loss``, gradients of the TensorFlow step's
-    ``part_gradients``), both from the same noise."""
-    import tensorflow as tf
+    """(variables, gradients of the routed ``compute_loss``, gradients of the backend's
+    one-pass step), both from the same noise."""
+    variables = model.trainable_variables
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    noise = np.array(model.noise.state)
-    fast, variables, _, _ = part_gradients(model, x)
-    model.noise.state.assign(noise)
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x, None, model(x, training=True))
-    return variables, tape.gradient(loss, variables), fast
+        noise = np.array(model.noise.state)
+        fast, _, _, _ = part_gradients(model, x)
+        model.noise.state.assign(noise)
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x, None, model(x, training=True))
+        return variables, tape.gradient(loss, variables), fast
+    if backend == "jax":
+        import jax
+
+        values = [v.value for v in variables]
+        fast, *_ = jax_part_gradients(model, values, [v.value for v in model.non_trainable_variables],
+                                      [v.value for v in model.metrics_variables], x)  # fmt: skip
+
+        def routed(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return model.compute_loss(x, None, model(x, training=True))
+
+        return variables, jax.grad(routed)(values), fast
+    pytest.skip(f"no one-pass step on the {backend} backend")
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("config", [{"margin": None}, {"generator_loss": "minimax", "feature_layer": 1}])
-def test_the_tensorflow_step_takes_the_gradients_of_the_routed_sum(config):
-    """``vae_gan_step``, which trains on TensorFlow (one pass of each network, a gradient per
-    part), gives every weight the gradient of ``compute_loss``, the routed definition."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the one-pass step is TensorFlow's")
+def test_the_one_pass_step_takes_the_gradients_of_the_routed_sum(config):
+    """``vae_gan_step``, which trains on TensorFlow and JAX (one pass of each network, a
+    gradient per part), gives every weight the gradient of ``compute_loss``, the routed
+    definition."""
     model = make_model(**config)
     x = images()
     variables, routed, fast = routed_and_one_pass_gradients(model, x)
-    assert len(variables) == len(model.trainable_variables)
+    assert len(fast) == len(variables) == len(model.trainable_variables)
     for variable, expected, got in zip(variables, routed, fast, strict=True):
         expected = np.zeros(variable.shape) if expected is None else np.asarray(expected)
         scale = np.abs(expected).max()
@@ -165,16 +181,18 @@ def test_the_tensorflow_step_takes_the_gradients_of_the_routed_sum(config):
     assert all(np.abs(np.asarray(g)).max() > 0 for g in fast[-2:]), "the discriminator was not trained"
 
 
-def test_fit_on_tensorflow_trains_with_the_one_pass_step(monkeypatch):
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the one-pass step is TensorFlow's")
-    calls = []
+@pytest.mark.backend
+def test_fit_trains_with_the_one_pass_step_of_the_backend(monkeypatch):
+    backend = keras.backend.backend()
+    if backend not in TRAIN_STEPS:
+        pytest.skip(f"no one-pass step on the {backend} backend")
+    calls, step = [], TRAIN_STEPS[backend]
 
-    def spy(model, data):
+    def spy(model, *args):
         calls.append(model)
-        return one_pass_train_step(model, data)
+        return step(model, *args)
 
-    monkeypatch.setattr(vae_gan_module, "one_pass_train_step", spy)
+    monkeypatch.setitem(vae_gan_module.TRAIN_STEPS, backend, spy)
     model = make_model()
     logs = model.fit(images(16), batch_size=8, epochs=1, verbose=0).history
     assert calls and all(m is model for m in calls)

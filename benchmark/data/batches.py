@@ -15,9 +15,9 @@ def array_batches(x: np.ndarray, batch_size: int) -> dict[str, Any]:
 
     On TensorFlow, a ``tf.data`` pipeline with tf.data's autotuning off, run by one thread of
     its own. The pipeline Keras builds for an array tunes its parallelism while it runs: on a
-    2-core CPU, training fed by it ran whole epochs at half speed, at random, with both cores
-    half idle, and 9-23% slower in the other epochs (see the README's performance section).
-    Other backends read the arrays without ``tf.data``, as Keras does.
+    2-core CPU, epochs of a plain ``fit`` fed by it ran at half speed at random (14 of 28),
+    with both cores half idle; with autotuning off, none of 28 did (see the README's
+    performance section). Other backends read the arrays without ``tf.data``, as Keras does.
     """
     if keras.backend.backend() != "tensorflow":
         return {"x": x, "batch_size": batch_size}
