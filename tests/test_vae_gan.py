@@ -181,6 +181,24 @@ def test_the_one_pass_step_takes_the_gradients_of_the_routed_sum(config):
     assert all(np.abs(np.asarray(g)).max() > 0 for g in fast[-2:]), "the discriminator was not trained"
 
 
+@pytest.mark.backend
+def test_a_subclass_with_its_own_loss_trains_on_it():
+    """The one-pass step recomputes ``loss_terms`` from live passes: a subclass that redefines
+    the loss must not be trained by it."""
+
+    class OwnTerms(VAEGAN):
+        def loss_terms(self, x, y_pred):
+            return super().loss_terms(x, y_pred)
+
+    class OwnLoss(VAEGAN):
+        def compute_loss(self, *args, **kwargs):
+            return super().compute_loss(*args, **kwargs)
+
+    assert make_model().one_pass_step() is TRAIN_STEPS.get(keras.backend.backend())
+    for cls in (OwnTerms, OwnLoss):
+        assert cls(SHAPE, 4, seed=0).one_pass_step() is None, cls.__name__
+
+
 # -- the equilibrium gate --------------------------------------------------------------------
 
 
