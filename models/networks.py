@@ -26,6 +26,7 @@ import keras
 from keras import layers
 
 from models.conv_transpose import Conv2DTranspose
+from models.normalization import ImageNormalization
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ def build_discriminator(
     al. (2016): deep enough to be invariant to small shifts, shallow enough to keep the
     image's layout.
 
-    The normalization scales each image's whole map to zero mean and unit variance, without
-    parameters or batch statistics. It plays the part of the paper's batch normalization:
+    The normalization (``models.normalization``) scales each image's whole map to zero mean
+    and unit variance, without parameters or batch statistics. It plays the part of the paper's batch normalization:
     the features keep one scale while the discriminator trains, so a squared error on them
     keeps one weight against the KL term; and, unlike batch normalization, it behaves the
     same in training and inference. About 3 MFLOP per 28x28 image forward.
@@ -138,7 +139,7 @@ def build_discriminator(
     x = inputs
     for i, (filters, strides) in enumerate(blocks, start=1):
         x = layers.Conv2D(filters, net.kernel, strides=strides, padding="same", name=f"{name}_conv{i}")(x)
-        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False)(x)
+        x = ImageNormalization()(x)
         x = layers.LeakyReLU(0.2)(x)
         if i == feature_layer:
             features = x

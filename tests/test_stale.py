@@ -177,8 +177,8 @@ def test_the_identity_covers_the_model_code_and_nothing_of_the_harness() -> None
     unit = UnitConfig("vae_gan", "digits", 0, 1, 4, 64, None, None, "tensorflow")
     model_config, code, flops = identity.model_identity(unit, data.image_shape)
     assert set(code) == {"models/base.py", "models/conv_transpose.py", "models/flops.py", "models/gated.py",
-                         "models/losses.py", "models/networks.py", "models/precision.py", "models/vae.py",
-                         "models/vae_gan.py", "models/vae_gan_step.py"}  # fmt: skip
+                         "models/losses.py", "models/networks.py", "models/normalization.py", "models/precision.py",
+                         "models/vae.py", "models/vae_gan.py", "models/vae_gan_step.py"}  # fmt: skip
     assert model_config == {"beta": 1.0, "equilibrium": 0.68, "feature_layer": 2, "gamma": 0.03,
                             "generator_loss": "non_saturating", "learning_rate": 0.001,
                             "margin": 0.4}  # fmt: skip
