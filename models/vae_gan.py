@@ -163,9 +163,8 @@ class VAEGAN(GaussianPosterior, Autoencoder):
     ``dis_loss`` (= L_GAN), the discriminator's accuracy on real images (``dis_acc_real``)
     and on fakes (``dis_acc_fake``), and the fraction of steps that updated the decoder and
     the discriminator (``dec_updates``, ``dis_updates``). ``loss`` is the sum of the three
-    gated losses: only its finiteness means anything. On the validation split (``val_*``) the same
-    quantities are computed without updating anything; ``val_dec_updates`` and
-    ``val_dis_updates`` then say how often the gate would have opened.
+    gated losses: only its finiteness means anything. ``val_*``: the same on the validation
+    split, updating nothing (``val_dec_updates``: how often the gate would have opened).
     """
 
     variational = True
@@ -209,8 +208,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         self.encoder = build_encoder(self.image_shape, self.latent_dim, variational=True)
         self.decoder = build_decoder(self.image_shape, self.latent_dim)
         self.discriminator = build_discriminator(self.image_shape, feature_layer=self.feature_layer)
-        # A tracked generator, so each step draws new noise (and JAX carries its state).
-        self.noise = keras.random.SeedGenerator(self.seed)
+        self.noise = keras.random.SeedGenerator(self.seed)  # tracked: new noise each step, carried by JAX
         self.trackers = {
             name: keras.metrics.Mean(name=name)
             for name in (
@@ -220,10 +218,13 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         }  # fmt: skip
 
     def train_flops_per_sample(self) -> int:
-        """FLOPs of one training example, forward and backward (about 3x the forward): the
-        encoder on x, the decoder on z and z_p, the discriminator on x, x~ and x_p."""
+        """FLOPs of one training example: 3x the forward of the encoder on x, the decoder on z
+        and z_p, the discriminator on x, x~ and x_p; and 1x that of the backward passes that
+        only carry a loss to another part: the decoder's through the discriminator on x~ and
+        x_p, the encoder's L_llike through its blocks to the feature layer and the decoder."""
         enc, dec, dis = (forward_flops(getattr(self, part)) for part in PARTS)
-        return 3 * (enc + 2 * dec + 3 * dis)
+        to_features = forward_flops(keras.Model(self.discriminator.inputs, self.discriminator.outputs[0]))
+        return 3 * (enc + 2 * dec + 3 * dis) + 2 * dis + to_features + dec
 
     # -- optimizers -------------------------------------------------------------------------
 
