@@ -190,9 +190,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         if not gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
         if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(
-                f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}"
-            )
+            raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}")
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if margin is not None and not margin >= 0:
@@ -219,12 +217,12 @@ class VAEGAN(GaussianPosterior, Autoencoder):
 
     def train_flops_per_sample(self) -> int:
         """FLOPs of one training example: 3x the forward of the encoder on x, the decoder on z
-        and z_p, the discriminator on x, x~ and x_p; and 1x that of the backward passes that
-        only carry a loss to another part: the decoder's through the discriminator on x~ and
-        x_p, the encoder's L_llike through its blocks to the feature layer and the decoder."""
+        and z_p, the discriminator on x, x~ and x_p; and 1x that of the encoder's L_llike on
+        its way back through the discriminator's blocks to the feature layer and the decoder.
+        (The decoder's losses share L_GAN's pass on TensorFlow: ``vae_gan_step``.)"""
         enc, dec, dis = (forward_flops(getattr(self, part)) for part in PARTS)
         to_features = forward_flops(keras.Model(self.discriminator.inputs, self.discriminator.outputs[0]))
-        return 3 * (enc + 2 * dec + 3 * dis) + 2 * dis + to_features + dec
+        return 3 * (enc + 2 * dec + 3 * dis) + to_features + dec
 
     # -- optimizers -------------------------------------------------------------------------
 
@@ -369,10 +367,7 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         enc_loss = ops.mean(self.beta * terms["kl"] + terms["llike_enc"])
         dec_loss = ops.mean(self.gamma * terms["llike_dec"] + terms["generator"])
         dis_loss = ops.mean(terms["gan"])
-        dec_on, dis_on = self.gate(
-            ops.stop_gradient(ops.mean(bce_real(real_logit))),
-            ops.stop_gradient(ops.mean(bce_fake(fake_logits))),
-        )
+        dec_on, dis_on = self.gates(terms)
 
         t = self.trackers
         t["kl"].update_state(terms["kl"])
@@ -395,6 +390,11 @@ class VAEGAN(GaussianPosterior, Autoencoder):
         work), or None: none for the backend, or a subclass redefines the loss (it trains on it)."""
         own = all(getattr(type(self), name) is getattr(VAEGAN, name) for name in ("loss_terms", "compute_loss"))
         return TRAIN_STEPS.get(keras.backend.backend()) if own else None
+
+    def gates(self, terms: dict[str, Any]):
+        """``gate`` of the discriminator's mean cross-entropies in ``loss_terms``."""
+        real_cost = ops.stop_gradient(ops.mean(bce_real(terms["real_logit"])))
+        return self.gate(real_cost, ops.stop_gradient(ops.mean(bce_fake(terms["fake_logits"]))))
 
     def gate(self, real_cost, fake_cost):
         """(decoder, discriminator) update factors, 0.0 or 1.0, from the discriminator's mean

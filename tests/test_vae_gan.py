@@ -182,6 +182,24 @@ def test_the_one_pass_step_takes_the_gradients_of_the_routed_sum(config):
 
 
 @pytest.mark.backend
+def test_fakes_the_discriminator_rejects_by_far_still_train_the_decoder():
+    """Logits near -100 on every image: L_GAN's derivative on a fake, sigmoid(-100) = 4e-44
+    per image, is below float32's normal range, while the non-saturating generator loss's is
+    about -1. The TensorFlow step carries the decoder's gradient through the discriminator's
+    backward pass for L_GAN (``vae_gan_step.FLOOR``): it must still be the routed sum's."""
+    model = make_model(margin=None)
+    bias = model.discriminator.get_layer("discriminator_logit").bias
+    bias.assign(bias - 100.0)
+    variables, routed, fast = routed_and_one_pass_gradients(model, images())
+    decoder = {id(v) for v in model.decoder.trainable_variables}
+    for variable, expected, got in zip(variables, routed, fast, strict=True):
+        if id(variable) in decoder:
+            expected = np.asarray(expected)
+            assert np.abs(expected).max() > 0, variable.path
+            np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.backend
 def test_a_subclass_with_its_own_loss_trains_on_it():
     """The one-pass step recomputes ``loss_terms`` from live passes: a subclass that redefines
     the loss must not be trained by it."""
