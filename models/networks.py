@@ -122,10 +122,10 @@ def build_discriminator(
     image's layout.
 
     The normalization (``models.normalization``) scales each image's whole map to zero mean
-    and unit variance, without parameters or batch statistics. It plays the part of the paper's batch normalization:
-    the features keep one scale while the discriminator trains, so a squared error on them
-    keeps one weight against the KL term; and, unlike batch normalization, it behaves the
-    same in training and inference. About 3 MFLOP per 28x28 image forward.
+    and unit variance, without parameters or batch statistics. It plays the part of the
+    paper's batch normalization: the features keep one scale while the discriminator trains,
+    so a squared error on them keeps one weight against the KL term; and, unlike batch
+    normalization, it behaves the same in training and inference. About 3 MFLOP per 28x28 image forward.
     """
     net = backbone_for(image_shape)
     steps = downsampling_steps(image_shape)

@@ -91,7 +91,8 @@ def part_gradients(model: keras.Model, x) -> tuple[list, list, dict[str, Any], d
         y_pred = model(x, training=True)
         passes = live_passes(model, x, y_pred)
         terms = live_terms(model, y_pred, passes)
-        losses = model.part_losses(terms)
+        losses = model.part_losses(terms)  # gated, for the logs
+        # The same losses ungated, term by term: each term's gradient is taken where it enters.
         prior, llike = scale(model.beta * ops.mean(terms["kl"])), scale(ops.mean(terms["llike_enc"]))
         gan, generator = scale(ops.mean(terms["gan"])), scale(ops.mean(terms["generator"]))
     dec_on, dis_on = model.gates(terms)
